@@ -1,0 +1,179 @@
+using System.Text;
+using PSLinuxTrace.Engine.Interop;
+
+namespace PSLinuxTrace.Engine.Exec;
+
+/// <summary>A BPF map in the kernel; closing the fd frees it (unless something else holds it).</summary>
+public sealed unsafe class BpfMap : IDisposable
+{
+    public SafeFileDescriptor Fd { get; }
+    public BpfMapSpec Spec { get; }
+
+    private BpfMap(SafeFileDescriptor fd, BpfMapSpec spec) { Fd = fd; Spec = spec; }
+
+    public static BpfMap Create(BpfMapSpec spec)
+    {
+        var attr = new Bpf.MapCreateAttr
+        {
+            map_type = spec.Type, key_size = spec.KeySize, value_size = spec.ValueSize,
+            max_entries = spec.MaxEntries, map_flags = spec.Flags,
+        };
+        byte[] name = Encoding.ASCII.GetBytes(spec.Name);
+        for (int i = 0; i < Math.Min(name.Length, 15); i++) attr.map_name[i] = name[i];
+        long fd = Bpf.Call(Bpf.BPF_MAP_CREATE, ref attr);
+        if (fd < 0) throw BpfError(Errno.Last, $"BPF_MAP_CREATE ({spec.Name})");
+        return new BpfMap(new SafeFileDescriptor((int)fd), spec);
+    }
+
+    public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        if (key.Length != Spec.KeySize || value.Length != Spec.ValueSize) throw new ArgumentException($"Key/value sizes do not match map {Spec.Name}.");
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            var attr = new Bpf.MapElemAttr { map_fd = (uint)Fd.Fd, key = (ulong)k, value = (ulong)v, flags = Bpf.BPF_ANY };
+            if (Bpf.Call(Bpf.BPF_MAP_UPDATE_ELEM, ref attr) < 0) throw BpfError(Errno.Last, $"BPF_MAP_UPDATE_ELEM ({Spec.Name})");
+        }
+    }
+
+    public byte[] Lookup(ReadOnlySpan<byte> key)
+    {
+        byte[] value = new byte[Spec.ValueSize];
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            var attr = new Bpf.MapElemAttr { map_fd = (uint)Fd.Fd, key = (ulong)k, value = (ulong)v };
+            if (Bpf.Call(Bpf.BPF_MAP_LOOKUP_ELEM, ref attr) < 0) throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
+        }
+        return value;
+    }
+
+    public void Dispose() => Fd.Dispose();
+
+    /// <summary>EPERM from bpf() means a missing capability; name it.</summary>
+    internal static LinuxTraceException BpfError(int errno, string call) => errno is Errno.EPERM or Errno.EACCES
+        ? new TargetPermissionDeniedException(
+            $"Permission denied: {call}. Loading eBPF programs needs root or CAP_BPF (with CAP_PERFMON for tracing programs); " +
+            "check also /proc/sys/kernel/unprivileged_bpf_disabled.", "CAP_BPF")
+        : Errno.ToException(errno, call);
+}
+
+/// <summary>A loaded BPF program.</summary>
+public sealed unsafe class BpfProgram : IDisposable
+{
+    public SafeFileDescriptor Fd { get; }
+    public string Name { get; }
+
+    private BpfProgram(SafeFileDescriptor fd, string name) { Fd = fd; Name = name; }
+
+    /// <summary>
+    /// Loads instructions. A program the verifier rejects throws a BadInputFormatException whose
+    /// message carries the verifier log (the load is retried with log_level 1 to capture it).
+    /// </summary>
+    public static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name)
+    {
+        if (instructions.Length == 0 || instructions.Length % Bpf.InsnSize != 0)
+            throw new BadInputFormatException($"Program {name}: {instructions.Length} bytes is not a whole number of instructions.");
+        byte[] lic = Encoding.ASCII.GetBytes(license + "\0");
+        byte[] nameBytes = Encoding.ASCII.GetBytes(name);
+        long fd = TryLoad(progType, instructions, lic, nameBytes, null);
+        if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);
+        int errno = Errno.Last;
+        if (errno is Errno.EPERM) throw BpfMap.BpfError(errno, $"BPF_PROG_LOAD ({name})");
+        // Retry with the verifier's log; grow the buffer while the log does not fit (ENOSPC).
+        for (int size = 1 << 20; size <= 1 << 26; size <<= 2)
+        {
+            byte[] log = new byte[size];
+            fd = TryLoad(progType, instructions, lic, nameBytes, log);
+            if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);   // passed on the retry
+            int e = Errno.Last;
+            if (e == Errno.ENOSPC) continue;
+            int nul = Array.IndexOf(log, (byte)0);
+            string text = Encoding.UTF8.GetString(log, 0, nul < 0 ? log.Length : nul).TrimEnd();
+            throw new BadInputFormatException(
+                $"The kernel's verifier rejected BPF program {name} ({Errno.Name(e)}). Verifier log:\n{text}",
+                new NativeCallException("BPF_PROG_LOAD", e, name));
+        }
+        throw Errno.ToException(errno, $"BPF_PROG_LOAD ({name})");
+    }
+
+    private static long TryLoad(uint progType, ReadOnlySpan<byte> insns, byte[] license, byte[] name, byte[]? log)
+    {
+        fixed (byte* i = insns)
+        fixed (byte* l = license)
+        fixed (byte* lb = log)
+        {
+            var attr = new Bpf.ProgLoadAttr
+            {
+                prog_type = progType, insn_cnt = (uint)(insns.Length / Bpf.InsnSize), insns = (ulong)i, license = (ulong)l,
+                log_level = log is null ? 0u : 1u, log_size = (uint)(log?.Length ?? 0), log_buf = (ulong)lb,
+            };
+            for (int k = 0; k < Math.Min(name.Length, 15); k++)
+            {
+                byte c = name[k];
+                // The kernel accepts only [A-Za-z0-9_.] in object names.
+                attr.prog_name[k] = char.IsAsciiLetterOrDigit((char)c) || c == '_' || c == '.' ? c : (byte)'_';
+            }
+            return Bpf.Call(Bpf.BPF_PROG_LOAD, ref attr);
+        }
+    }
+
+    /// <summary>The kernel's id for this program (what `bpftool prog show` lists).</summary>
+    public uint Id
+    {
+        get
+        {
+            var info = new Bpf.ProgInfo();
+            var attr = new Bpf.ObjGetInfoAttr { bpf_fd = (uint)Fd.Fd, info_len = (uint)sizeof(Bpf.ProgInfo), info = (ulong)&info };
+            Errno.Check(Bpf.Call(Bpf.BPF_OBJ_GET_INFO_BY_FD, ref attr), "BPF_OBJ_GET_INFO_BY_FD");
+            return info.id;
+        }
+    }
+
+    public void Dispose() => Fd.Dispose();
+}
+
+/// <summary>A BPF program attached to a tracepoint through a perf event; Dispose detaches.</summary>
+public sealed class TracepointAttachment : IDisposable
+{
+    private readonly SafeFileDescriptor _perf;
+    public string Tracepoint { get; }
+
+    private TracepointAttachment(SafeFileDescriptor perf, string tracepoint) { _perf = perf; Tracepoint = tracepoint; }
+
+    /// <summary>perf_event_open(PERF_TYPE_TRACEPOINT, id) on one CPU for all processes, PERF_EVENT_IOC_SET_BPF, ENABLE.</summary>
+    public static TracepointAttachment Attach(BpfProgram program, string tracepoint)
+    {
+        int id = Tracefs.TracepointId(tracepoint);
+        var attr = new PerfEvent.perf_event_attr
+        {
+            type = PerfEvent.PERF_TYPE_TRACEPOINT, config = (ulong)id, sample_period = 1,
+            sample_type = PerfEvent.PERF_SAMPLE_RAW, wakeup_events = 1,
+        };
+        // pid -1, cpu 0: a BPF program on a tracepoint runs for every CPU (it hangs on the trace event, not the perf buffer).
+        int fd = PerfEvent.Open(ref attr, -1, 0, -1, PerfEvent.PERF_FLAG_FD_CLOEXEC);
+        if (fd < 0)
+        {
+            int e = Errno.Last;
+            if (e is Errno.EPERM or Errno.EACCES)
+                throw new TargetPermissionDeniedException(
+                    $"Permission denied: perf_event_open on tracepoint {tracepoint}. Needs root or CAP_PERFMON " +
+                    "(and a /proc/sys/kernel/perf_event_paranoid that allows it).", "CAP_PERFMON");
+            throw Errno.ToException(e, "perf_event_open", context: tracepoint);
+        }
+        var perf = new SafeFileDescriptor(fd);
+        try
+        {
+            Errno.Check(LibC.ioctl(fd, PerfEvent.PERF_EVENT_IOC_SET_BPF, program.Fd.Fd), "ioctl(PERF_EVENT_IOC_SET_BPF)", context: tracepoint);
+            Errno.Check(LibC.ioctl(fd, PerfEvent.PERF_EVENT_IOC_ENABLE, 0), "ioctl(PERF_EVENT_IOC_ENABLE)", context: tracepoint);
+        }
+        catch
+        {
+            perf.Dispose();
+            throw;
+        }
+        return new TracepointAttachment(perf, tracepoint);
+    }
+
+    public void Dispose() => _perf.Dispose();
+}

@@ -1,0 +1,174 @@
+using PSLinuxTrace.Engine.Cores;
+
+namespace PSLinuxTrace.Engine.Model;
+
+/// <summary>
+/// A Linux ELF core file as Read-CoreDump writes it. Memory is not copied into the object:
+/// <see cref="ReadMemory"/> and the helpers read it from the core file (or, for file-backed pages
+/// the core leaves out, from the mapped file) when called, so the object holds no open handle and
+/// survives serialization (remoting drops the methods, not the data).
+/// </summary>
+public sealed class CoreDump
+{
+    internal CoreMemoryMap? Memory { get; init; }
+
+    public required string Path { get; init; }
+    public int Pid { get; init; }
+    public int ParentId { get; init; }
+    public required string ProcessName { get; init; }
+    public required string CommandLine { get; init; }
+    public uint UserId { get; init; }
+    public uint GroupId { get; init; }
+    /// <summary>The signal that ended the process (SIGSEGV), or null when the core was not made by a signal (gcore, snapshots).</summary>
+    public string? Signal { get; init; }
+    public int SignalNumber { get; init; }
+    /// <summary>si_code of the signal (SEGV_MAPERR = 1, SI_USER = 0, SI_TKILL = -6 ...).</summary>
+    public int? SignalCode { get; init; }
+    public string? SignalCodeName { get; init; }
+    /// <summary>si_addr for SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP: the faulting address.</summary>
+    public ulong? FaultAddress { get; init; }
+    /// <summary>The pid that sent the signal, for signals sent by kill/tgkill/abort.</summary>
+    public int? SenderPid { get; init; }
+    public string? Executable { get; init; }
+    public required CoreThread[] Threads { get; init; }
+    public required CoreMapping[] Mappings { get; init; }
+    public required AuxvEntry[] Auxv { get; init; }
+    public required ModuleBuildId[] BuildIds { get; init; }
+    /// <summary>True when the file is shorter than its program headers say (memory past the end is missing).</summary>
+    public bool IsTruncated { get; init; }
+    /// <summary>Who wrote the core, when known: Kernel, Gdb (gcore) or PSLinuxTrace (Save-ProcessSnapshot).</summary>
+    public string? Producer { get; init; }
+    public long FileSize { get; init; }
+    public required string[] Warnings { get; init; }
+
+    public CoreThread? CrashingThread => Threads.FirstOrDefault(t => t.IsCrashingThread);
+
+    /// <summary>Reads <paramref name="length"/> bytes of the process's memory at <paramref name="address"/>.</summary>
+    public byte[] ReadMemory(ulong address, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (length > 256 << 20) throw new ArgumentOutOfRangeException(nameof(length), "at most 256 MiB per call");
+        var buffer = new byte[length];
+        int got = Reader().Read(address, buffer);
+        if (got < length)
+            throw new BadInputFormatException($"Memory 0x{address + (ulong)got:x} is not in the core file {Path} (and no mapped file supplies it).");
+        return buffer;
+    }
+
+    /// <summary>The 8-byte pointer at <paramref name="address"/>.</summary>
+    public ulong ReadPointer(ulong address) => BitConverter.ToUInt64(ReadMemory(address, 8), 0);
+
+    /// <summary>The NUL-terminated UTF-8 string at <paramref name="address"/> (at most <paramref name="maxLength"/> bytes).</summary>
+    public string ReadString(ulong address, int maxLength = 4096)
+    {
+        var buffer = new byte[Math.Clamp(maxLength, 1, 1 << 20)];
+        int got = Reader().Read(address, buffer);
+        if (got == 0) throw new BadInputFormatException($"Memory 0x{address:x} is not in the core file {Path}.");
+        int nul = Array.IndexOf(buffer, (byte)0, 0, got);
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, nul < 0 ? got : nul);
+    }
+
+    private CoreMemoryMap Reader() => Memory ?? throw new InvalidOperationException("This CoreDump object was deserialized; open the core again with Read-CoreDump to read memory.");
+
+    public override string ToString() => $"{ProcessName}[{Pid}] {Signal ?? "no signal"} ({Threads.Length} threads) {Path}";
+}
+
+/// <summary>One thread of a core.</summary>
+public sealed record CoreThread(
+    int Tid,
+    bool IsCrashingThread,
+    string? Signal,
+    int SignalNumber,
+    X64Registers Registers,
+    StackFrame[] Frames)
+{
+    public override string ToString() => $"Thread {Tid}{(IsCrashingThread ? " (crashed)" : "")}: {(Frames.Length > 0 ? Frames[0].ToString() : $"0x{Registers.Rip:x}")}";
+}
+
+/// <summary>One frame of a backtrace, like a line of gdb's bt.</summary>
+public sealed record StackFrame(
+    int Index,
+    ulong InstructionPointer,
+    ulong StackPointer,
+    string? Symbol,
+    ulong Offset,
+    string? ModulePath,
+    string Method)
+{
+    public override string ToString() =>
+        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(ModulePath is null ? "" : " in " + ModulePath)}";
+}
+
+/// <summary>One memory region of the process (a PT_LOAD segment), with its file when NT_FILE names one.</summary>
+public sealed record CoreMapping(
+    ulong Start,
+    ulong End,
+    ulong FileOffset,
+    string Permissions,
+    string? Path,
+    bool InCore,
+    ulong BytesInCore)
+{
+    public ulong Size => End - Start;
+}
+
+/// <summary>One auxiliary vector entry (AT_PHDR, AT_ENTRY, ...).</summary>
+public sealed record AuxvEntry(ulong Type, string Name, ulong Value);
+
+/// <summary>A mapped file and its GNU build-id: from the core's own memory, and from the file found on this machine.</summary>
+public sealed record ModuleBuildId(string Path, string? BuildId, string? FoundPath, string? FoundBuildId, bool Matches, ulong LoadBias);
+
+/// <summary>x86_64 registers of a thread (user_regs_struct, plus the FP/SSE state when the core has it).</summary>
+public sealed record X64Registers
+{
+    public ulong Rip { get; init; }
+    public ulong Rsp { get; init; }
+    public ulong Rbp { get; init; }
+    public ulong Rax { get; init; }
+    public ulong Rbx { get; init; }
+    public ulong Rcx { get; init; }
+    public ulong Rdx { get; init; }
+    public ulong Rsi { get; init; }
+    public ulong Rdi { get; init; }
+    public ulong R8 { get; init; }
+    public ulong R9 { get; init; }
+    public ulong R10 { get; init; }
+    public ulong R11 { get; init; }
+    public ulong R12 { get; init; }
+    public ulong R13 { get; init; }
+    public ulong R14 { get; init; }
+    public ulong R15 { get; init; }
+    public ulong OrigRax { get; init; }
+    public ulong Eflags { get; init; }
+    public ulong Cs { get; init; }
+    public ulong Ss { get; init; }
+    public ulong Ds { get; init; }
+    public ulong Es { get; init; }
+    public ulong Fs { get; init; }
+    public ulong Gs { get; init; }
+    public ulong FsBase { get; init; }
+    public ulong GsBase { get; init; }
+    /// <summary>MXCSR from the FP state (NT_FPREGSET), or null when the core has none.</summary>
+    public uint? Mxcsr { get; init; }
+    /// <summary>x87 control and status words.</summary>
+    public ushort? FpuControlWord { get; init; }
+    public ushort? FpuStatusWord { get; init; }
+    /// <summary>xmm0-xmm15 as 32 hex digits each (little-endian lanes, as gdb's v2_int64 reversed), or null.</summary>
+    public string[]? Xmm { get; init; }
+    /// <summary>ymm0-ymm15 upper halves from NT_X86_XSTATE, as 32 hex digits each, or null.</summary>
+    public string[]? YmmHigh { get; init; }
+
+    public static X64Registers FromUserRegs(Interop.UserRegsX64 r) => new()
+    {
+        Rip = r.rip, Rsp = r.rsp, Rbp = r.rbp, Rax = r.rax, Rbx = r.rbx, Rcx = r.rcx, Rdx = r.rdx, Rsi = r.rsi, Rdi = r.rdi,
+        R8 = r.r8, R9 = r.r9, R10 = r.r10, R11 = r.r11, R12 = r.r12, R13 = r.r13, R14 = r.r14, R15 = r.r15, OrigRax = r.orig_rax,
+        Eflags = r.eflags, Cs = r.cs, Ss = r.ss, Ds = r.ds, Es = r.es, Fs = r.fs, Gs = r.gs, FsBase = r.fs_base, GsBase = r.gs_base,
+    };
+
+    public Interop.UserRegsX64 ToUserRegs() => new()
+    {
+        rip = Rip, rsp = Rsp, rbp = Rbp, rax = Rax, rbx = Rbx, rcx = Rcx, rdx = Rdx, rsi = Rsi, rdi = Rdi,
+        r8 = R8, r9 = R9, r10 = R10, r11 = R11, r12 = R12, r13 = R13, r14 = R14, r15 = R15, orig_rax = OrigRax,
+        eflags = Eflags, cs = Cs, ss = Ss, ds = Ds, es = Es, fs = Fs, gs = Gs, fs_base = FsBase, gs_base = GsBase,
+    };
+}

@@ -1,0 +1,256 @@
+using System.Buffers.Binary;
+using System.Text;
+using PSLinuxTrace.Engine.Cores;
+using PSLinuxTrace.Engine.Elf;
+
+namespace PSLinuxTrace.Engine.Snapshot;
+
+/// <summary>Reads target memory at an address; returns how many bytes it read (0 when the first page is unreadable).</summary>
+internal delegate int MemoryReadFunc(ulong address, Span<byte> buffer);
+
+/// <summary>
+/// Writes a standard x86_64 ELF core (the layout the kernel's binfmt_elf writes): the ELF header,
+/// a PT_NOTE with NT_PRSTATUS/NT_PRPSINFO/NT_SIGINFO/NT_AUXV/NT_FILE/NT_FPREGSET/NT_X86_XSTATE,
+/// then one page-aligned PT_LOAD per mapping. Pages of zeros become holes (a sparse file).
+/// </summary>
+internal static class CoreWriter
+{
+    private const int PageSize = 4096;
+
+    /// <summary>
+    /// Writes <paramref name="image"/> to <paramref name="output"/>, pulling each segment's bytes from
+    /// <paramref name="readMemory"/> (returns how many bytes it read at an address; unreadable bytes are written as zeros).
+    /// Returns (bytes written to the file's extent, bytes that could not be read). <paramref name="memoryRead"/> runs
+    /// as soon as the last byte of memory has been read (the rest is writing).
+    /// </summary>
+    public static (long FileSize, long Unreadable) Write(FileStream output, CoreImage image, MemoryReadFunc readMemory,
+        Action<long, long>? progress, CancellationToken cancel, Action? memoryRead = null)
+    {
+        byte[] notes = BuildNotes(image);
+        int phnum = 1 + image.Segments.Count;
+        long headerSize = 64 + (long)phnum * 56;
+        long notesOffset = headerSize;
+        long dataOffset = Align(notesOffset + notes.Length, PageSize);
+
+        var header = new byte[headerSize];
+        var h = header.AsSpan();
+        "\u007fELF"u8.CopyTo(h);
+        h[4] = 2; h[5] = 1; h[6] = 1; h[7] = 0; // ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE
+        BinaryPrimitives.WriteUInt16LittleEndian(h[16..], (ushort)ElfType.Core);
+        BinaryPrimitives.WriteUInt16LittleEndian(h[18..], ElfHeader.EM_X86_64);
+        BinaryPrimitives.WriteUInt32LittleEndian(h[20..], 1);
+        BinaryPrimitives.WriteUInt64LittleEndian(h[32..], 64);        // e_phoff
+        BinaryPrimitives.WriteUInt16LittleEndian(h[52..], 64);        // e_ehsize
+        BinaryPrimitives.WriteUInt16LittleEndian(h[54..], 56);        // e_phentsize
+        BinaryPrimitives.WriteUInt16LittleEndian(h[56..], phnum >= 0xffff ? (ushort)0xffff : (ushort)phnum);
+        BinaryPrimitives.WriteUInt16LittleEndian(h[58..], 64);        // e_shentsize
+        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
+
+        var ph = h[64..];
+        WritePhdr(ph, ElfProgramHeader.PT_NOTE, 0, (ulong)notesOffset, 0, (ulong)notes.Length, 0, 4);
+        long offset = dataOffset;
+        long total = image.Segments.Sum(s => (long)s.DumpSize);
+        for (int i = 0; i < image.Segments.Count; i++)
+        {
+            var s = image.Segments[i];
+            WritePhdr(ph[((i + 1) * 56)..], ElfProgramHeader.PT_LOAD, s.Flags, (ulong)offset, s.Start, s.DumpSize, s.End - s.Start, PageSize);
+            offset += (long)s.DumpSize;
+        }
+        long fileSize = offset;
+
+        output.SetLength(0);
+        output.Write(header);
+        output.Write(notes);
+        // Reading and writing overlap: this thread reads the next chunk while a task writes the last
+        // one (sparse: pages of zeros become holes).
+        const int ChunkSize = 8 << 20;
+        var free = new System.Collections.Concurrent.BlockingCollection<byte[]>(3);
+        var full = new System.Collections.Concurrent.BlockingCollection<(byte[] Buffer, int Length, long Position)>(2);
+        for (int i = 0; i < 3; i++) free.Add(new byte[ChunkSize]);
+        var writer = Task.Run(() =>
+        {
+            foreach (var (buf, len, pos) in full.GetConsumingEnumerable())
+            {
+                WriteSparse(output, buf.AsSpan(0, len), pos);
+                free.Add(buf);
+            }
+        });
+        long done = 0, unreadable = 0;
+        long position = dataOffset;
+        try
+        {
+            foreach (var s in image.Segments)
+            {
+                ulong segDone = 0;
+                while (segDone < s.DumpSize)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    byte[] buffer = TakeFree(free, writer, cancel);
+                    int want = (int)Math.Min((ulong)buffer.Length, s.DumpSize - segDone);
+                    var chunk = buffer.AsSpan(0, want);
+                    int got = 0;
+                    while (got < want)
+                    {
+                        int n = readMemory(s.Start + segDone + (ulong)got, chunk[got..]);
+                        if (n > 0) { got += n; continue; }
+                        // An unreadable page: zeros, then go on with the next page.
+                        int skip = Math.Min(want - got, PageSize - (int)((s.Start + segDone + (ulong)got) % PageSize));
+                        chunk.Slice(got, skip).Clear();
+                        unreadable += skip;
+                        got += skip;
+                    }
+                    while (!full.TryAdd((buffer, want, position), 50, cancel))
+                        if (writer.IsCompleted) break; // the writer failed: its exception is thrown below
+                    position += want;
+                    segDone += (ulong)want;
+                    done += want;
+                    progress?.Invoke(done, total);
+                }
+            }
+            memoryRead?.Invoke();
+        }
+        finally
+        {
+            full.CompleteAdding();
+            try { writer.Wait(); }
+            catch (AggregateException ex) when (ex.InnerException is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerException).Throw();
+            }
+        }
+        output.SetLength(fileSize);
+        output.Flush(flushToDisk: false);
+        return (fileSize, unreadable);
+    }
+
+    /// <summary>A free buffer; when the writer has failed (disk full), its exception instead of waiting forever.</summary>
+    private static byte[] TakeFree(System.Collections.Concurrent.BlockingCollection<byte[]> free, Task writer, CancellationToken cancel)
+    {
+        while (true)
+        {
+            if (free.TryTake(out var buffer, 50, cancel)) return buffer;
+            if (writer.IsCompleted)
+            {
+                writer.GetAwaiter().GetResult(); // rethrows the writer's exception
+                throw new InvalidOperationException("The core writer stopped.");
+            }
+        }
+    }
+
+    private static void WriteSparse(FileStream output, ReadOnlySpan<byte> data, long position)
+    {
+        for (int off = 0; off < data.Length; off += PageSize)
+        {
+            var page = data.Slice(off, Math.Min(PageSize, data.Length - off));
+            if (page.IndexOfAnyExcept((byte)0) < 0) continue; // a hole
+            // Coalesce the run of non-zero pages into one write.
+            int end = off + page.Length;
+            while (end < data.Length && data.Slice(end, Math.Min(PageSize, data.Length - end)).IndexOfAnyExcept((byte)0) >= 0)
+                end += Math.Min(PageSize, data.Length - end);
+            output.Position = position + off;
+            output.Write(data[off..end]);
+            off = end - PageSize;
+        }
+    }
+
+    private static void WritePhdr(Span<byte> p, uint type, uint flags, ulong offset, ulong vaddr, ulong filesz, ulong memsz, ulong align)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(p, type);
+        BinaryPrimitives.WriteUInt32LittleEndian(p[4..], flags);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[8..], offset);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[16..], vaddr);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[24..], 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[32..], filesz);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[40..], memsz);
+        BinaryPrimitives.WriteUInt64LittleEndian(p[48..], align);
+    }
+
+    private static long Align(long v, long a) => (v + a - 1) / a * a;
+
+    internal static byte[] BuildNotes(CoreImage image)
+    {
+        var ms = new MemoryStream();
+        for (int i = 0; i < image.Threads.Count; i++)
+        {
+            var t = image.Threads[i];
+            Note(ms, "CORE", ElfNote.NT_PRSTATUS, PrStatus(image, t));
+            if (i == 0)
+            {
+                Note(ms, "CORE", ElfNote.NT_PRPSINFO, PrPsInfo(image));
+                Note(ms, "CORE", ElfNote.NT_SIGINFO, image.SigInfo ?? new byte[CoreNotes.SigInfoSize]);
+                Note(ms, "CORE", ElfNote.NT_AUXV, image.Auxv);
+                Note(ms, "CORE", ElfNote.NT_FILE, FileNote(image));
+            }
+            if (t.FpRegs is not null) Note(ms, "CORE", ElfNote.NT_PRFPREG, t.FpRegs);
+            if (t.XState is not null) Note(ms, "LINUX", ElfNote.NT_X86_XSTATE, t.XState);
+        }
+        foreach (var (name, type, desc) in image.ExtraNotes) Note(ms, name, type, desc);
+        return ms.ToArray();
+    }
+
+    private static void Note(Stream s, string name, uint type, byte[] desc)
+    {
+        byte[] n = Encoding.ASCII.GetBytes(name + "\0");
+        Span<byte> h = stackalloc byte[12];
+        BinaryPrimitives.WriteUInt32LittleEndian(h, (uint)n.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(h[4..], (uint)desc.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(h[8..], type);
+        s.Write(h);
+        s.Write(n);
+        s.Write(new byte[(4 - n.Length % 4) % 4]);
+        s.Write(desc);
+        s.Write(new byte[(4 - desc.Length % 4) % 4]);
+    }
+
+    private static byte[] PrStatus(CoreImage image, CoreImage.Thread t)
+    {
+        var d = new byte[CoreNotes.PrStatusSize];
+        var s = d.AsSpan();
+        BinaryPrimitives.WriteInt32LittleEndian(s, t.CurrentSignal);          // pr_info.si_signo
+        BinaryPrimitives.WriteInt16LittleEndian(s[12..], (short)t.CurrentSignal); // pr_cursig
+        BinaryPrimitives.WriteInt32LittleEndian(s[32..], t.Tid);
+        BinaryPrimitives.WriteInt32LittleEndian(s[36..], image.ParentPid);
+        BinaryPrimitives.WriteInt32LittleEndian(s[40..], image.ProcessGroup);
+        BinaryPrimitives.WriteInt32LittleEndian(s[44..], image.Session);
+        CoreNotes.WriteUserRegs(s.Slice(CoreNotes.PrStatusRegOffset, Interop.UserRegsX64.Size), t.Registers);
+        BinaryPrimitives.WriteInt32LittleEndian(s[328..], t.FpRegs is null ? 0 : 1); // pr_fpvalid
+        return d;
+    }
+
+    private static byte[] PrPsInfo(CoreImage image)
+    {
+        var d = new byte[CoreNotes.PrPsInfoSize];
+        var s = d.AsSpan();
+        const string states = "RSDTZW";
+        int stateIndex = states.IndexOf(image.State);
+        s[0] = (byte)Math.Max(0, stateIndex);
+        s[1] = (byte)image.State;
+        s[2] = (byte)(image.State == 'Z' ? 1 : 0);
+        s[3] = (byte)(sbyte)image.Nice;
+        BinaryPrimitives.WriteUInt64LittleEndian(s[8..], image.Flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[16..], image.Uid);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[20..], image.Gid);
+        BinaryPrimitives.WriteInt32LittleEndian(s[24..], image.Pid);
+        BinaryPrimitives.WriteInt32LittleEndian(s[28..], image.ParentPid);
+        BinaryPrimitives.WriteInt32LittleEndian(s[32..], image.ProcessGroup);
+        BinaryPrimitives.WriteInt32LittleEndian(s[36..], image.Session);
+        var comm = Encoding.UTF8.GetBytes(image.Comm);
+        comm.AsSpan(0, Math.Min(15, comm.Length)).CopyTo(s[40..]);
+        var args = Encoding.UTF8.GetBytes(image.Arguments);
+        args.AsSpan(0, Math.Min(79, args.Length)).CopyTo(s[56..]);
+        return d;
+    }
+
+    private static byte[] FileNote(CoreImage image)
+    {
+        var files = image.Segments.Where(s => s.Path is not null && s.Path.StartsWith('/')).ToList();
+        var ms = new MemoryStream();
+        var b = new byte[8];
+        void U64(ulong v) { BinaryPrimitives.WriteUInt64LittleEndian(b, v); ms.Write(b); }
+        U64((ulong)files.Count);
+        U64(PageSize);
+        foreach (var f in files) { U64(f.Start); U64(f.End); U64(f.FileOffset / PageSize); }
+        foreach (var f in files) { ms.Write(Encoding.UTF8.GetBytes(f.Path!)); ms.WriteByte(0); }
+        return ms.ToArray();
+    }
+}

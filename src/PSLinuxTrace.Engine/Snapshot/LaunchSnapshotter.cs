@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Model;
+using PSLinuxTrace.Engine.Procfs;
+using PSLinuxTrace.Engine.Ptrace;
+using PSLinuxTrace.Engine.Syscalls;
+
+namespace PSLinuxTrace.Engine.Snapshot;
+
+/// <summary>
+/// snappy-start's snapshot mode: run a program under ptrace from its execve until its first system
+/// call that a restorer could not simply replay (a write, a socket, a fork...), refusing brk so the
+/// heap lives in mmaps; then write the process at that syscall-entry stop as an ELF core, with the
+/// state a restore needs (fs base, tid address, the pending syscall, the open read-only files) in a
+/// PSLINUXTRACE note, and end the program. Single-threaded programs only.
+/// </summary>
+public sealed class LaunchSnapshotter
+{
+    private readonly ILogger _log;
+    public LaunchSnapshotter(ILogger log) => _log = log;
+
+    private const int ENOSYS = 38;
+    private const int O_ACCMODE = 3, O_CREAT = 0x40, O_TRUNC = 0x200, MAP_TYPE = 0x0f, MAP_PRIVATE = 2, CLONE_THREAD = 0x10000;
+
+    private enum Verdict { Replay, RefuseBrk, Stop, MultiThreaded, Exit }
+
+    private static Verdict Classify(string name, ulong[] a) => name switch
+    {
+        "read" or "pread64" or "readv" or "preadv" or "close" or "fstat" or "stat" or "lstat" or "newfstatat" or "statx" or "lseek"
+            or "mprotect" or "munmap" or "madvise" or "access" or "faccessat" or "faccessat2" or "readlink" or "readlinkat"
+            or "getpid" or "getppid" or "gettid" or "getuid" or "geteuid" or "getgid" or "getegid" or "getresuid" or "getresgid"
+            or "uname" or "arch_prctl" or "set_tid_address" or "set_robust_list" or "rseq" or "getrandom" or "clock_gettime"
+            or "clock_getres" or "gettimeofday" or "time" or "sysinfo" or "getcwd" or "rt_sigprocmask" or "rt_sigaction"
+            or "sigaltstack" or "getdents64" or "sched_getaffinity" or "getrlimit" or "prctl" or "futex" or "statfs" or "fstatfs" => Verdict.Replay,
+        "open" => ReadOnly(a[1]) ? Verdict.Replay : Verdict.Stop,
+        "openat" => ReadOnly(a[2]) ? Verdict.Replay : Verdict.Stop,
+        "mmap" => (a[3] & MAP_TYPE) == MAP_PRIVATE ? Verdict.Replay : Verdict.Stop,       // private file or anonymous memory
+        "fcntl" => a[1] is 1 or 2 or 3 ? Verdict.Replay : Verdict.Stop,            // F_GETFD, F_SETFD, F_GETFL
+        "ioctl" => a[1] == 0x5401 ? Verdict.Replay : Verdict.Stop,                  // TCGETS: the isatty() query
+        "prlimit64" => a[2] == 0 ? Verdict.Replay : Verdict.Stop,                   // a query, not a change
+        "brk" => Verdict.RefuseBrk,
+        "clone" => (a[0] & CLONE_THREAD) != 0 ? Verdict.MultiThreaded : Verdict.Stop,
+        "clone3" => Verdict.MultiThreaded,
+        "exit" or "exit_group" => Verdict.Exit,
+        _ => Verdict.Stop,
+    };
+
+    private static bool ReadOnly(ulong flags) => (flags & O_ACCMODE) == 0 && (flags & (O_CREAT | O_TRUNC)) == 0;
+
+    public ProcessSnapshot Save(string program, IReadOnlyList<string> arguments, string path, SnapshotMemory include,
+        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default)
+    {
+        var total = Stopwatch.StartNew();
+        string exe = TraceeLauncher.ResolveProgram(program);
+        int pid = TraceeLauncher.SpawnStopped(exe, arguments, stdin, stdout, stderr);
+        bool complete = false;
+        var warnings = new List<string>();
+        int brkRefused = 0, replayed = 0;
+        ulong tidAddress = 0;
+        try
+        {
+            Interop.Ptrace.Seize(pid, LibC.PTRACE_O_TRACESYSGOOD | LibC.PTRACE_O_TRACEEXEC | LibC.PTRACE_O_EXITKILL);
+            LibC.kill(pid, LibC.SIGCONT);
+            bool execDone = false, pendingBrk = false;
+            while (true)
+            {
+                cancel.ThrowIfCancellationRequested();
+                int? st = Interop.Ptrace.Wait(pid, TimeSpan.FromMinutes(5), cancel);
+                if (st is null)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    throw new TargetBusyException($"{program} made no system call for 5 minutes before its first unreplayable one.");
+                }
+                int status = st.Value;
+                if (LibC.WIFEXITED(status) || LibC.WIFSIGNALED(status))
+                    throw new LinuxTraceException($"{program} exited before its first unreplayable system call (status 0x{status:x}); there is nothing to snapshot.");
+                int sig = LibC.WSTOPSIG(status), ev = LibC.PtraceEvent(status);
+                if (ev == LibC.PTRACE_EVENT_EXEC) { execDone = true; Interop.Ptrace.Syscall(pid); continue; }
+                if (ev == LibC.PTRACE_EVENT_STOP) { Interop.Ptrace.Syscall(pid); continue; }  // group-stop of the launcher, SIGCONT resumes it
+                if (sig != (LibC.SIGTRAP | 0x80))
+                {
+                    Interop.Ptrace.Syscall(pid, sig == LibC.SIGTRAP ? 0 : sig); // deliver the program's own signals
+                    continue;
+                }
+                var info = PtraceSyscallInfo.Get(pid);
+                if (!execDone) { Interop.Ptrace.Syscall(pid); continue; }
+                if (info.IsExit)
+                {
+                    if (pendingBrk)
+                    {
+                        // brk refused: return 0 (below any request), so malloc falls back to mmap.
+                        var r = Interop.Ptrace.GetRegs(pid);
+                        r.rax = 0;
+                        Interop.Ptrace.SetRegs(pid, r);
+                        pendingBrk = false;
+                    }
+                    Interop.Ptrace.Syscall(pid);
+                    continue;
+                }
+                string name = SyscallTable.Name((long)info.Number);
+                var args = info.Args;
+                switch (Classify(name, args))
+                {
+                    case Verdict.Replay:
+                        if (name == "set_tid_address") tidAddress = args[0];
+                        replayed++;
+                        Interop.Ptrace.Syscall(pid);
+                        continue;
+                    case Verdict.RefuseBrk:
+                    {
+                        var r = Interop.Ptrace.GetRegs(pid);
+                        r.orig_rax = ulong.MaxValue; // skip the call
+                        Interop.Ptrace.SetRegs(pid, r);
+                        pendingBrk = true;
+                        brkRefused++;
+                        Interop.Ptrace.Syscall(pid);
+                        continue;
+                    }
+                    case Verdict.MultiThreaded:
+                        throw new UnsupportedFeatureException("Launch snapshots of multi-threaded programs", null,
+                            $"{program} starts a thread ({name}) before its first unreplayable system call; a restore could not recreate it. Take a live snapshot (-Id) instead.");
+                    case Verdict.Exit:
+                        throw new LinuxTraceException($"{program} called {name} before any unreplayable system call; there is nothing to snapshot.");
+                }
+                // The first unreplayable call: the program stays at this syscall-entry stop while it is written.
+                string call = $"{name}({string.Join(", ", args.Take(ArgCount(name)).Select(v => $"0x{v:x}"))})";
+                _log.LogInformation("{Program} stopped at its first unreplayable system call {Call}, after {Replayed} replayable ones ({Brk} brk refused).",
+                    program, call, replayed, brkRefused);
+                var snapshot = Write(pid, path, include, progress, cancel, info, name, tidAddress, brkRefused, replayed, warnings, total);
+                complete = true;
+                return snapshot with { StoppedAtSyscall = call, StoppedAtSyscallNumber = (int)info.Number };
+            }
+        }
+        finally
+        {
+            // The program ends here in every case (it was only run to be snapshotted).
+            LibC.kill(pid, LibC.SIGKILL);
+            for (int i = 0; i < 100; i++)
+            {
+                var (r, s) = Interop.Ptrace.WaitAny(pid, LibC.__WALL);
+                if (r != pid || LibC.WIFEXITED(s) || LibC.WIFSIGNALED(s)) break;
+            }
+            if (!complete)
+            {
+                try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+        }
+    }
+
+    private static int ArgCount(string name) => name switch
+    {
+        "write" or "read" or "open" or "lseek" or "ioctl" or "fcntl" or "connect" or "bind" or "socket" or "mkdir" or "execve" => 3,
+        "openat" or "sendto" or "recvfrom" or "mmap" => name == "mmap" ? 6 : 4,
+        "close" or "exit_group" or "exit" or "unlink" or "rmdir" or "dup" or "pipe" or "chdir" => 1,
+        _ => 6,
+    };
+
+    private ProcessSnapshot Write(int pid, string path, SnapshotMemory include, Action<long, long>? progress, CancellationToken cancel,
+        SyscallInfo info, string name, ulong tidAddress, int brkRefused, int replayed, List<string> warnings, Stopwatch total)
+    {
+        var regs = Interop.Ptrace.GetRegs(pid);
+        var image = new CoreImage
+        {
+            Pid = pid,
+            Comm = ProcFs.ReadComm(pid),
+            Arguments = string.Join(' ', ProcFs.ReadCommandLine(pid)),
+            Auxv = ProcFs.ReadBytes(pid, "auxv"),
+            State = 't',
+        };
+        var status = ProcFs.ReadStatus(pid);
+        image.ParentPid = status.ParentPid;
+        image.Uid = status.RealUid;
+        image.Gid = status.RealGid;
+        image.Threads.Add(new CoreImage.Thread
+        {
+            Tid = pid,
+            Registers = regs,
+            FpRegs = Interop.Ptrace.GetFpRegs(pid),
+            XState = Interop.Ptrace.GetRegSet(pid, LibC.NT_X86_XSTATE),
+        });
+        LiveSnapshotter.AddSegments(image, ProcFs.ReadMaps(pid), pid, include);
+        var files = new List<object>();
+        foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+        {
+            string n = Path.GetFileName(fd);
+            string? target = new FileInfo(fd).LinkTarget;
+            var fdinfo = File.ReadAllLines($"/proc/{pid}/fdinfo/{n}").Select(l => l.Split(':', 2)).Where(a => a.Length == 2)
+                .ToDictionary(a => a[0].Trim(), a => a[1].Trim());
+            files.Add(new { fd = int.Parse(n), path = target, flags = fdinfo.GetValueOrDefault("flags"), pos = fdinfo.GetValueOrDefault("pos") });
+        }
+        var restore = new
+        {
+            format = "pslinuxtrace-launch-snapshot/1",
+            fsBase = regs.fs_base,
+            tidAddress,
+            syscall = new { number = info.Number, name, args = info.Args, ip = info.InstructionPointer, sp = info.StackPointer },
+            files,
+            brkRefused,
+            replayedSyscalls = replayed,
+        };
+        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, JsonSerializer.SerializeToUtf8Bytes(restore)));
+        var sw = Stopwatch.StartNew();
+        using var output = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1);
+        var (fileSize, unreadable) = CoreWriter.Write(output, image, (a, b) => RemoteMemory.Read(pid, a, b), progress, cancel);
+        long memory = image.Segments.Sum(s => (long)s.DumpSize);
+        return new ProcessSnapshot(Path.GetFullPath(path), pid, 1, image.Segments.Count, fileSize, memory, sw.Elapsed, total.Elapsed,
+            "LaunchUntilUnreplayable", warnings.ToArray()) { UnreadableBytes = unreadable };
+    }
+}

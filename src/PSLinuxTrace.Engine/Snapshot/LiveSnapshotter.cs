@@ -1,0 +1,503 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Model;
+using PSLinuxTrace.Engine.Procfs;
+using PSLinuxTrace.Engine.Ptrace;
+
+namespace PSLinuxTrace.Engine.Snapshot;
+
+/// <summary>
+/// Writes an ELF core of a running process while stopping it only for a few milliseconds:
+/// seize and interrupt every thread (PTRACE_SEIZE + PTRACE_INTERRUPT: no signal the target can
+/// see), take the registers and the mappings, make the target clone a copy-on-write twin through
+/// an injected clone() syscall (exit signal 0, so the target is never signalled about it), restore
+/// and detach, then read the memory from the stopped twin while the target runs on. The twin is
+/// killed and, through an injected wait4(), reaped in the target; signals that arrived during the
+/// pause are handed back on detach. Must run on one thread from start to end (ptrace's rule).
+/// </summary>
+public sealed class LiveSnapshotter
+{
+    private const int SYS_clone = 56, SYS_wait4 = 61;
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
+    private readonly ILogger _log;
+
+    public LiveSnapshotter(ILogger log) => _log = log;
+
+    private sealed class Seized
+    {
+        public required int Tid { get; init; }
+        public int PendingSignal { get; set; }
+        public bool Stopped { get; set; }
+        public bool Gone { get; set; }
+    }
+
+    public ProcessSnapshot Save(int pid, string path, SnapshotMemory include, Action<long, long>? progress = null, CancellationToken cancel = default)
+    {
+        if (pid <= 0 || !ProcFs.Exists(pid)) throw new ProcessNotFoundException(pid);
+        if (pid == Environment.ProcessId) throw new ArgumentException("A process cannot snapshot itself with ptrace; use another session.");
+        int tracer = Interop.Ptrace.TracerOf(pid);
+        if (tracer > 0) throw new TargetBusyException($"Process {pid} is already traced by process {tracer}; a process can have only one tracer.", tracer);
+        Preflight(pid);
+
+        var total = Stopwatch.StartNew();
+        var warnings = new List<string>();
+        var paused = TimeSpan.Zero;
+        var seized = new Dictionary<int, Seized>();
+        int twin = 0;
+        string method;
+        CoreImage image;
+        FileStream? output = null;
+        CpuPin? pin = null;
+        bool complete = false;
+        try
+        {
+            output = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+            pin = CpuPin.ToCpuOf(pid, _log);
+            var pause = Stopwatch.StartNew();
+            SeizeAll(pid, seized, cancel);
+            _log.LogInformation("Stopped {Count} thread(s) of process {Pid}.", seized.Count, pid);
+            image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
+            int injector = seized.ContainsKey(pid) && !seized[pid].Gone ? pid : seized.Values.First(s => !s.Gone).Tid;
+            try
+            {
+                twin = InjectClone(pid, injector);
+                _log.LogInformation("Process {Pid} cloned a copy-on-write twin {Twin}; memory is read from the twin.", pid, twin);
+            }
+            catch (LinuxTraceException ex) when (ex is not ProcessNotFoundException)
+            {
+                warnings.Add($"Could not make the target clone a twin ({ex.Message}); the target stays stopped while its memory is read.");
+                _log.LogWarning("{Message}", warnings[^1]);
+            }
+            method = twin > 0 ? "CloneTwin" : "Stopped";
+            var maps = Maps;
+            if (twin > 0)
+            {
+                DetachAll(seized);
+                paused += pause.Elapsed;
+                pin.Dispose(); // reading and writing may use every CPU
+            }
+
+            int source = twin > 0 ? twin : pid;
+            AddSegments(image, maps, source, include);
+            int Read(ulong address, Span<byte> buffer)
+            {
+                int n = RemoteMemory.Read(source, address, buffer);
+                // Regions the twin lacks (MADV_DONTFORK) come from the target itself.
+                if (n == 0 && source != pid) n = RemoteMemory.Read(pid, address, buffer);
+                return n;
+            }
+            // Once every byte is read, the twin can go while the file is still being written.
+            var (fileSize, unreadable) = CoreWriter.Write(output, image, Read, progress, cancel, () =>
+            {
+                if (twin > 0) LibC.kill(twin, LibC.SIGKILL);
+            });
+            if (unreadable > 0) _log.LogInformation("{Bytes} bytes could not be read (guard pages) and were written as zeros.", unreadable);
+            if (twin == 0)
+            {
+                DetachAll(seized);
+                paused += pause.Elapsed;
+            }
+            output.Dispose();
+            output = null;
+            if (twin > 0)
+            {
+                paused += KillAndReapTwin(pid, twin);
+                twin = 0;
+            }
+            complete = true;
+            long memory = image.Segments.Sum(s => (long)s.DumpSize);
+            _log.LogInformation("Wrote {Path}: {Bytes} bytes of memory in {Segments} segments; the target was paused {Paused} ms.",
+                path, memory, image.Segments.Count, paused.TotalMilliseconds);
+            return new ProcessSnapshot(Path.GetFullPath(path), pid, image.Threads.Count, image.Segments.Count, fileSize, memory,
+                paused, total.Elapsed, method, warnings.ToArray()) { UnreadableBytes = unreadable };
+        }
+        finally
+        {
+            pin?.Dispose();
+            output?.Dispose();
+            // Whatever happened: the target runs on, untraced; the twin is gone and reaped.
+            DetachAll(seized);
+            if (twin > 0) paused += KillAndReapTwin(pid, twin);
+            if (!complete)
+            {
+                try { File.Delete(path); }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Refuses, before any file is created, what ptrace would refuse with a bare EPERM that reads like
+    /// a missing capability: a process that has already exited (a zombie: nothing left to dump) and a
+    /// kernel thread (no user memory).
+    /// </summary>
+    private static void Preflight(int pid)
+    {
+        string status;
+        try { status = ProcFs.ReadText(pid, "status"); }
+        catch (ProcessNotFoundException) { throw; }
+        catch (LinuxTraceException) { return; }
+        bool zombie = false;
+        int threads = 1;
+        foreach (string line in status.Split('\n'))
+        {
+            int colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon < 0) continue;
+            string key = line[..colon], value = line[(colon + 1)..].Trim();
+            if (key == "State") zombie = value.StartsWith('Z') || value.StartsWith('X');
+            else if (key == "Threads" && int.TryParse(value, out int n)) threads = n;
+            else if (key == "Kthread" && value == "1")
+                throw new UnsupportedFeatureException("Snapshotting a kernel thread", null, $"process {pid} is a kernel thread: it has no user memory and cannot be traced.");
+        }
+        // A leader that called pthread_exit is a zombie too, but its other threads run on: that one is snapshotted.
+        if (zombie && threads <= 1)
+            throw new ProcessNotFoundException(pid, $"Process {pid} has exited (it is a zombie waiting for its parent); it has no memory left to snapshot.");
+    }
+
+    /// <summary>Seizes and interrupts every thread, until no new thread appears.</summary>
+    private void SeizeAll(int pid, Dictionary<int, Seized> seized, CancellationToken cancel)
+    {
+        for (int round = 0; round < 100; round++)
+        {
+            bool added = false;
+            foreach (int tid in ProcFs.ListThreads(pid))
+            {
+                if (seized.ContainsKey(tid)) continue;
+                try
+                {
+                    Interop.Ptrace.Seize(tid, LibC.PTRACE_O_TRACECLONE);
+                }
+                catch (ProcessNotFoundException) when (tid != pid)
+                {
+                    continue; // the thread exited meanwhile
+                }
+                catch (TargetPermissionDeniedException ex) when (IsExiting(pid, tid))
+                {
+                    // ptrace refuses an exiting thread with EPERM, which is not a permission problem.
+                    if (tid != pid) continue;
+                    throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.", ex);
+                }
+                seized[tid] = new Seized { Tid = tid };
+                added = true;
+            }
+            foreach (var s in seized.Values.Where(s => !s.Stopped && !s.Gone))
+            {
+                try { Interop.Ptrace.Interrupt(s.Tid); }
+                catch (ProcessNotFoundException) { s.Gone = true; }
+            }
+            foreach (var s in seized.Values.Where(s => !s.Stopped && !s.Gone).ToList())
+                WaitStopped(pid, s, seized, cancel);
+            if (!added) return;
+        }
+    }
+
+    private void WaitStopped(int pid, Seized s, Dictionary<int, Seized> seized, CancellationToken cancel)
+    {
+        while (true)
+        {
+            int? status = Interop.Ptrace.Wait(s.Tid, StopTimeout, cancel);
+            if (status is null)
+            {
+                // A waiter in our own process (the runtime's SIGCHLD handling, when the target is our
+                // child) may have taken the notification; the thread is in a ptrace stop all the same.
+                char state = Interop.Ptrace.ThreadState(pid, s.Tid);
+                if (state == 't') { s.Stopped = true; return; }
+                if (state is 'Z' or 'X' or '\0')
+                {
+                    // Killed while we waited: a dead leader reports only after its other threads, which
+                    // wait for us to reap them (done on detach), so this is an exit, not a busy thread.
+                    s.Gone = true;
+                    if (s.Tid == pid) throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
+                    return;
+                }
+                cancel.ThrowIfCancellationRequested();
+                throw new TargetBusyException($"Thread {s.Tid} of process {pid} did not stop within {StopTimeout.TotalSeconds} s.");
+            }
+            int st = status.Value;
+            if (LibC.WIFEXITED(st) || LibC.WIFSIGNALED(st))
+            {
+                s.Gone = true;
+                if (s.Tid == pid) throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
+                return;
+            }
+            if (!LibC.WIFSTOPPED(st)) continue;
+            int sig = LibC.WSTOPSIG(st), ev = LibC.PtraceEvent(st);
+            if (ev == LibC.PTRACE_EVENT_STOP) { s.Stopped = true; return; }
+            if (ev == LibC.PTRACE_EVENT_CLONE)
+            {
+                // A new thread: auto-attached; it reports its own stop.
+                int child = (int)Interop.Ptrace.GetEventMsg(s.Tid);
+                if (!seized.ContainsKey(child)) seized[child] = new Seized { Tid = child };
+                s.Stopped = true;
+                return;
+            }
+            if (ev == 0)
+            {
+                // A signal arrived before our interrupt: keep it for the detach (nothing is lost), and
+                // stop for real at the interrupt that follows.
+                s.PendingSignal = sig;
+                s.Stopped = true;
+                return;
+            }
+            s.Stopped = true;
+            return;
+        }
+    }
+
+    private void DetachAll(Dictionary<int, Seized> seized)
+    {
+        foreach (var s in seized.Values)
+        {
+            if (s.Gone) continue;
+            try
+            {
+                if (!Interop.Ptrace.Detach(s.Tid, s.PendingSignal)) Settle(s);
+            }
+            catch (LinuxTraceException ex)
+            {
+                _log.LogWarning("Detaching thread {Tid} failed: {Message}", s.Tid, ex.Message);
+            }
+            s.Gone = true;
+        }
+    }
+
+    /// <summary>
+    /// A thread PTRACE_DETACH refused with ESRCH: either not in a stop (seized, not yet interrupted,
+    /// when an error cut the snapshot short): stop it and detach; or dead: collect its exit, so no
+    /// traced zombie thread keeps its process from being reaped while we live.
+    /// </summary>
+    private static void Settle(Seized s)
+    {
+        try { Interop.Ptrace.Interrupt(s.Tid); }
+        catch (LinuxTraceException) { }
+        try
+        {
+            int? status = Interop.Ptrace.Wait(s.Tid, TimeSpan.FromSeconds(2));
+            if (status is int st && LibC.WIFSTOPPED(st)) Interop.Ptrace.Detach(s.Tid, s.PendingSignal);
+        }
+        catch (ProcessNotFoundException) { }
+    }
+
+    /// <summary>Whether a thread is dying or dead (polls briefly: a SIGKILLed thread is still 'R' for a moment).</summary>
+    private static bool IsExiting(int pid, int tid)
+    {
+        var deadline = DateTime.UtcNow.AddMilliseconds(500);
+        while (true)
+        {
+            char state = Interop.Ptrace.ThreadState(pid, tid);
+            if (state is 'Z' or 'X' or '\0' || !ProcFs.Exists(pid)) return true;
+            if (DateTime.UtcNow >= deadline) return false;
+            Thread.Sleep(10);
+        }
+    }
+
+    private CoreImage Collect(int pid, List<int> tids, SnapshotMemory include)
+    {
+        var image = new CoreImage { Pid = pid };
+        var status = ProcFs.ReadStatus(pid);
+        image.ParentPid = status.ParentPid;
+        image.Uid = status.RealUid;
+        image.Gid = status.RealGid;
+        image.State = status.State;
+        image.Comm = ProcFs.ReadComm(pid);
+        image.Arguments = string.Join(' ', ProcFs.ReadCommandLine(pid));
+        string stat = ProcFs.ReadText(pid, "stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        image.ProcessGroup = int.Parse(fields[2]);
+        image.Session = int.Parse(fields[3]);
+        image.Nice = int.Parse(fields[16]);
+        image.Flags = ulong.Parse(fields[6]);
+        image.Auxv = ProcFs.ReadBytes(pid, "auxv");
+        // The thread-group leader first, as the kernel writes it.
+        foreach (int tid in tids.OrderBy(t => t == pid ? 0 : 1).ThenBy(t => t))
+        {
+            image.Threads.Add(new CoreImage.Thread
+            {
+                Tid = tid,
+                Registers = Interop.Ptrace.GetRegs(tid),
+                FpRegs = Interop.Ptrace.GetFpRegs(tid),
+                XState = Interop.Ptrace.GetRegSet(tid, LibC.NT_X86_XSTATE),
+            });
+        }
+        Maps = ProcFs.ReadMaps(pid);
+        return image;
+    }
+
+    /// <summary>The target's mappings, read while it was stopped.</summary>
+    private List<MemoryMapping> Maps { get; set; } = new();
+
+    /// <summary>
+    /// Decides what memory goes in, as the kernel's coredump_filter does: anonymous memory, private
+    /// file mappings the process has written to (smaps "Anonymous" &gt; 0: .data, RELRO, .dynamic
+    /// with DT_DEBUG, which debuggers need to find the shared libraries), the first page of each ELF
+    /// file. Reads smaps of <paramref name="source"/> (the frozen twin), so it costs the target no pause.
+    /// </summary>
+    internal static void AddSegments(CoreImage image, List<MemoryMapping> maps, int source, SnapshotMemory include)
+    {
+        var anonymous = ReadSmapsAnonymous(source);
+        foreach (var m in maps)
+        {
+            if (m.Kind == MappingKind.Vvar || m.Kind == MappingKind.Vsyscall) continue; // not readable memory
+            uint flags = (m.IsReadable ? 4u : 0) | (m.IsWritable ? 2u : 0) | (m.IsExecutable ? 1u : 0);
+            bool file = m.Kind == MappingKind.File;
+            bool shared = !m.IsPrivate;
+            bool written = anonymous.TryGetValue(m.Start, out long kb) && kb > 0;
+            bool dump = (file, shared) switch
+            {
+                (false, false) => include.HasFlag(SnapshotMemory.AnonymousPrivate) || m.Kind == MappingKind.Vdso,
+                (false, true) => include.HasFlag(SnapshotMemory.AnonymousShared),
+                (true, false) => include.HasFlag(SnapshotMemory.FilePrivate) || ((written || m.IsWritable) && include.HasFlag(SnapshotMemory.AnonymousPrivate)),
+                (true, true) => include.HasFlag(SnapshotMemory.FileShared),
+            };
+            ulong size = m.End - m.Start;
+            ulong dumpSize = !m.IsReadable ? 0 : dump ? size : file && m.Offset == 0 && include.HasFlag(SnapshotMemory.ElfHeaders) && IsElf(source, m.Start) ? Math.Min(size, 4096) : 0;
+            string? path = file ? m.Path : null;
+            // filesz < memsz would mean "zeros" to readers, so the ELF header page gets a segment of its own.
+            if (dumpSize > 0 && dumpSize < size)
+            {
+                image.Segments.Add(new CoreImage.Segment { Start = m.Start, End = m.Start + dumpSize, Flags = flags, DumpSize = dumpSize, Path = path, FileOffset = m.Offset, Inode = m.Inode });
+                image.Segments.Add(new CoreImage.Segment { Start = m.Start + dumpSize, End = m.End, Flags = flags, DumpSize = 0, Path = path, FileOffset = m.Offset + dumpSize, Inode = m.Inode });
+            }
+            else
+            {
+                image.Segments.Add(new CoreImage.Segment { Start = m.Start, End = m.End, Flags = flags, DumpSize = dumpSize, Path = path, FileOffset = m.Offset, Inode = m.Inode });
+            }
+        }
+    }
+
+    /// <summary>Mapping start → "Anonymous:" kB from /proc/PID/smaps.</summary>
+    private static Dictionary<ulong, long> ReadSmapsAnonymous(int pid)
+    {
+        var result = new Dictionary<ulong, long>();
+        ulong current = 0;
+        foreach (var line in ProcFs.ReadText(pid, "smaps").AsSpan().EnumerateLines())
+        {
+            if (line.Length > 0 && char.IsAsciiHexDigit(line[0]) && line.IndexOf('-') is > 0 and var dash && dash < 17)
+            {
+                current = ulong.Parse(line[..dash], System.Globalization.NumberStyles.HexNumber);
+                continue;
+            }
+            if (line.StartsWith("Anonymous:", StringComparison.Ordinal))
+            {
+                var v = line[10..].Trim();
+                int sp = v.IndexOf(' ');
+                result[current] = long.Parse(sp > 0 ? v[..sp] : v);
+            }
+        }
+        return result;
+    }
+
+    private static bool IsElf(int pid, ulong address)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        return RemoteMemory.Read(pid, address, magic) == 4 && Elf.ElfFile.HasElfMagic(magic);
+    }
+
+    /// <summary>Finds a `syscall` instruction (0f 05) in the target's vDSO or C library text.</summary>
+    private static ulong FindSyscallInstruction(int pid)
+    {
+        foreach (var m in ProcFs.ReadMaps(pid).OrderBy(m => m.Kind == MappingKind.Vdso ? 0 : 1))
+        {
+            if (!m.IsExecutable || !m.IsReadable || (m.Kind != MappingKind.Vdso && (m.Path is null || !m.Path.Contains("libc", StringComparison.Ordinal)))) continue;
+            var bytes = new byte[Math.Min(m.End - m.Start, 4UL << 20)];
+            int n = RemoteMemory.Read(pid, m.Start, bytes);
+            for (int i = 0; i + 1 < n; i++)
+                if (bytes[i] == 0x0f && bytes[i + 1] == 0x05) return m.Start + (ulong)i;
+        }
+        throw new UnsupportedFeatureException("Injecting a system call", null, $"no syscall instruction found in process {pid}'s vDSO or C library");
+    }
+
+    /// <summary>Runs one system call in a stopped thread and restores it; returns the call's result.</summary>
+    private static long InjectSyscall(int pid, int tid, int number, ulong a0, ulong a1, ulong a2, ulong a3, ulong a4, Action<int>? onEvent = null)
+    {
+        ulong at = FindSyscallInstruction(pid);
+        var saved = Interop.Ptrace.GetRegs(tid);
+        var regs = saved;
+        regs.rax = (ulong)number;
+        regs.orig_rax = ulong.MaxValue; // -1: no syscall restart on resume
+        regs.rdi = a0; regs.rsi = a1; regs.rdx = a2; regs.r10 = a3; regs.r8 = a4; regs.r9 = 0;
+        regs.rip = at;
+        Interop.Ptrace.SetRegs(tid, regs);
+        try
+        {
+            Interop.Ptrace.SingleStep(tid);
+            for (int guard = 0; guard < 16; guard++)
+            {
+                int status = Interop.Ptrace.Wait(tid, StopTimeout) ?? throw new TargetBusyException($"Thread {tid} did not finish the injected system call.");
+                if (LibC.WIFEXITED(status) || LibC.WIFSIGNALED(status)) throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
+                int ev = LibC.PtraceEvent(status), sig = LibC.WSTOPSIG(status);
+                if (ev != 0)
+                {
+                    onEvent?.Invoke(ev);
+                    Interop.Ptrace.SingleStep(tid);
+                    continue;
+                }
+                if (sig == LibC.SIGTRAP)
+                {
+                    var after = Interop.Ptrace.GetRegs(tid);
+                    if (after.rip == at + 2) return (long)after.rax;
+                }
+                // Any other signal: it stays pending for the target (re-delivered after detach), step on.
+                Interop.Ptrace.SingleStep(tid);
+            }
+            throw new TargetBusyException($"Thread {tid} did not return from the injected system call.");
+        }
+        finally
+        {
+            Interop.Ptrace.SetRegs(tid, saved);
+        }
+    }
+
+    private int InjectClone(int pid, int tid)
+    {
+        int twin = 0;
+        // clone(flags = 0): a copy-on-write copy of the address space; exit signal 0, so the target is
+        // not sent SIGCHLD when the twin ends, and wait() without __WALL never returns it.
+        long r = InjectSyscall(pid, tid, SYS_clone, 0, 0, 0, 0, 0, ev =>
+        {
+            if (ev == LibC.PTRACE_EVENT_CLONE || ev == LibC.PTRACE_EVENT_FORK) twin = (int)Interop.Ptrace.GetEventMsg(tid);
+        });
+        if (r < 0) throw Errno.ToException((int)-r, "clone (injected)", pid);
+        twin = twin > 0 ? twin : (int)r;
+        // The twin was auto-attached (PTRACE_O_TRACECLONE) and stops before running any code.
+        int? status = Interop.Ptrace.Wait(twin, StopTimeout);
+        if (status is null && Interop.Ptrace.ThreadState(twin, twin) != 't')
+            throw new TargetBusyException($"The twin {twin} did not stop.");
+        return twin;
+    }
+
+    /// <summary>Kills the twin and makes the target reap it (an injected wait4); returns how long the target was paused for that.</summary>
+    private TimeSpan KillAndReapTwin(int pid, int twin)
+    {
+        LibC.kill(twin, LibC.SIGKILL);
+        // We are its tracer: collect the exit first, then it is the target's zombie.
+        Interop.Ptrace.Wait(twin, StopTimeout);
+        if (!ProcFs.Exists(pid)) return TimeSpan.Zero;
+        using var pin = CpuPin.ToCpuOf(pid, _log);
+        var sw = Stopwatch.StartNew();
+        var seized = new Dictionary<int, Seized>();
+        try
+        {
+            Interop.Ptrace.Seize(pid, 0);
+            var s = new Seized { Tid = pid };
+            seized[pid] = s;
+            Interop.Ptrace.Interrupt(pid);
+            WaitStopped(pid, s, seized, CancellationToken.None);
+            long r = InjectSyscall(pid, pid, SYS_wait4, (ulong)twin, 0, LibC.__WALL, 0, 0);
+            if (r != twin) _log.LogWarning("Reaping the twin {Twin} in process {Pid} returned {Result}.", twin, pid, r);
+            else _log.LogDebug("The twin {Twin} was reaped by process {Pid}.", twin, pid);
+        }
+        catch (LinuxTraceException ex)
+        {
+            _log.LogWarning("Could not reap the twin {Twin} in process {Pid}: {Message}", twin, pid, ex.Message);
+        }
+        finally
+        {
+            DetachAll(seized);
+        }
+        return sw.Elapsed;
+    }
+}

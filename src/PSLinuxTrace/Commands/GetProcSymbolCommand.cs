@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Completion;
+using PSLinuxTrace.Engine;
+using PSLinuxTrace.Engine.Model;
+using PSLinuxTrace.Engine.Procfs;
+using PSLinuxTrace.Engine.Symbols;
+
+namespace PSLinuxTrace.Commands;
+
+/// <summary>Get-ProcSymbol: where named ELF symbols live in running processes.</summary>
+[Cmdlet(VerbsCommon.Get, "ProcSymbol", DefaultParameterSetName = ScanSet)]
+[OutputType(typeof(ProcSymbol))]
+public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
+{
+    private const string ScanSet = "Scan", WatchSet = "Watch";
+
+    /// <summary>Symbol names; wildcards are matched against the symbol tables.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(SymbolNameCompleter))]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    /// <summary>Globs on the mapped file: with a '/' against the full path, else against the file name.</summary>
+    [Parameter(Position = 1)]
+    [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
+    public string[]? Path { get; set; }
+
+    /// <summary>Process ids to scan (default: every process).</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [Alias("ProcessId", "PID")]
+    [ValidateNotNullOrEmpty]
+    [ValidateRange(1, int.MaxValue)]
+    public int[]? Id { get; set; }
+
+    /// <summary>Keep scanning, emitting each new (process, module, symbol), until Ctrl+C.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = WatchSet)]
+    public SwitchParameter Watch { get; set; }
+
+    /// <summary>Time between scans with -Watch (a number is seconds).</summary>
+    [Parameter(ParameterSetName = WatchSet)]
+    [SecondsToTimeSpan]
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(2);
+
+    private ProcSymbolScanner? _scanner;
+    private ProcSymbolQuery? _query;
+    private List<int>? _watchIds;
+    private bool _watchAll;
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            _query = new ProcSymbolQuery(Name, Path);
+        }
+        catch (ArgumentException ex)
+        {
+            ThrowEngineError(ex, Name);
+        }
+        if (Watch && (Interval <= TimeSpan.Zero || Interval > TimeSpan.FromDays(1)))
+            ThrowEngineError(new ArgumentException($"-Interval must be between 0 and 1 day; got {Interval}."), Interval);
+        _scanner = new ProcSymbolScanner(Log);
+    }
+
+    protected override void ProcessRecord()
+    {
+        if (Watch)
+        {
+            // Watching starts in EndProcessing, once every piped pid is known.
+            if (Id is null) _watchAll = true;
+            else (_watchIds ??= new List<int>()).AddRange(Id);
+            return;
+        }
+        RunScan(Id, seen: null);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (!Watch) return;
+        IReadOnlyList<int>? ids = _watchAll || _watchIds is null ? null : _watchIds.Distinct().ToList();
+        var seen = new HashSet<(int, string, string, ulong)>();
+        Log.LogInformation("Watching {Target} every {Interval} for {Names}; press Ctrl+C to stop.",
+            ids is null ? "every process" : $"process(es) {string.Join(", ", ids)}", Interval, string.Join(", ", Name));
+        bool first = true;
+        while (!StopToken.IsCancellationRequested)
+        {
+            RunScan(ids, seen, reportMissing: first);
+            first = false;
+            // Forget processes that are gone, so a reused pid is reported again.
+            seen.RemoveWhere(k => !ProcFs.Exists(k.Item1));
+            DrainLog();
+            if (StopToken.WaitHandle.WaitOne(Interval)) break;
+        }
+    }
+
+    private void RunScan(IEnumerable<int>? ids, HashSet<(int, string, string, ulong)>? seen, bool reportMissing = true)
+    {
+        var sw = Stopwatch.StartNew();
+        int before = _scanner!.FilesParsed, count = 0;
+        Log.LogInformation("Scanning {Target} for {Names}{Paths}.",
+            ids is null ? "every process" : $"process(es) {string.Join(", ", ids)}", string.Join(", ", Name),
+            Path is null ? "" : $" in files matching {string.Join(", ", Path)}");
+        foreach (var symbol in _scanner.Scan(_query!, ids, (ex, pid) => { if (reportMissing || ex is not ProcessNotFoundException) WriteEngineError(ex, pid); }, StopToken))
+        {
+            if (seen is not null && !seen.Add((symbol.Pid, symbol.ModulePath, symbol.Name, symbol.Address))) continue;
+            DrainLog();
+            WriteObject(symbol);
+            count++;
+        }
+        Log.LogInformation("Found {Count} symbol location(s); parsed {Files} new file(s) in {Ms} ms.", count, _scanner.FilesParsed - before, sw.ElapsedMilliseconds);
+        DrainLog();
+    }
+
+    protected override void DisposeResources() => _scanner?.Dispose();
+}

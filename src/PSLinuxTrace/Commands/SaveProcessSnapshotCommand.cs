@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using PSLinuxTrace.Engine;
+using PSLinuxTrace.Engine.Model;
+using PSLinuxTrace.Engine.Procfs;
+using PSLinuxTrace.Engine.Snapshot;
+
+namespace PSLinuxTrace.Commands;
+
+/// <summary>Save-ProcessSnapshot: a live process (or a launched program) written to an ELF core file.</summary>
+[Cmdlet(VerbsData.Save, "ProcessSnapshot", DefaultParameterSetName = LiveSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(ProcessSnapshot))]
+public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
+{
+    private const string LiveSet = "Live", LaunchSet = "Launch";
+
+    /// <summary>The process to snapshot.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = LiveSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("ProcessId", "PID")]
+    [ValidateRange(1, int.MaxValue)]
+    public int Id { get; set; }
+
+    /// <summary>A program to launch and snapshot at its first unreplayable system call.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = LaunchSet)]
+    [ValidateNotNullOrEmpty]
+    public string FilePath { get; set; } = "";
+
+    /// <summary>Arguments of the launched program.</summary>
+    [Parameter(ParameterSetName = LaunchSet)]
+    [Alias("Args")]
+    public string[] ArgumentList { get; set; } = Array.Empty<string>();
+
+    /// <summary>The core file to write; an existing directory gets core.PID inside it.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Which memory goes in (default: what gcore writes).</summary>
+    [Parameter]
+    public SnapshotMemory Include { get; set; } = SnapshotMemory.Default;
+
+    /// <summary>Overwrite an existing file.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Files for the launched program's standard streams (default: the console).</summary>
+    [Parameter(ParameterSetName = LaunchSet)]
+    public string? RedirectStandardInput { get; set; }
+
+    [Parameter(ParameterSetName = LaunchSet)]
+    public string? RedirectStandardOutput { get; set; }
+
+    [Parameter(ParameterSetName = LaunchSet)]
+    public string? RedirectStandardError { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        bool launch = ParameterSetName == LaunchSet;
+        string target = launch ? FilePath : Describe(Id);
+        string output = GetUnresolvedProviderPathFromPSPath(Path);
+        if (Directory.Exists(output)) output = System.IO.Path.Combine(output, launch ? $"core.{System.IO.Path.GetFileName(FilePath)}" : $"core.{Id}");
+        if (File.Exists(output) && !Force)
+        {
+            WriteError(new ErrorRecord(new IOException($"The file '{output}' already exists; use -Force to overwrite it."),
+                "SnapshotFileExists,PSLinuxTrace.Commands.SaveProcessSnapshotCommand", ErrorCategory.ResourceExists, output));
+            return;
+        }
+        string action = launch
+            ? $"Run until its first unreplayable system call, write it to '{output}', and end it"
+            : $"Pause briefly and write a core file to '{output}'";
+        if (!ShouldProcess(target, action)) return;
+
+        var progress = new ProgressRecord(1, $"Saving a snapshot of {target}", "Writing memory") { PercentComplete = 0 };
+        var lastProgress = Stopwatch.StartNew();
+        void Progress(long done, long total)
+        {
+            if (lastProgress.ElapsedMilliseconds < 200 && done < total) return;
+            lastProgress.Restart();
+            DrainLog();
+            progress.PercentComplete = total == 0 ? 100 : (int)Math.Min(100, done * 100 / total);
+            progress.StatusDescription = $"{done / 1048576} of {total / 1048576} MiB";
+            WriteProgress(progress);
+        }
+        try
+        {
+            ProcessSnapshot result = launch
+                ? new LaunchSnapshotter(Log).Save(FilePath, ArgumentList, output, Include,
+                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError), Progress, StopToken)
+                : new LiveSnapshotter(Log).Save(Id, output, Include, Progress, StopToken);
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+            DrainLog();
+            foreach (string w in result.Warnings) WriteWarning(w);
+            WriteObject(result);
+        }
+        catch (OperationCanceledException)
+        {
+            DrainLog();
+        }
+        catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            WriteEngineError(ex, launch ? FilePath : Id);
+        }
+    }
+
+    private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
+
+    private static string Describe(int pid)
+    {
+        try { return $"process {pid} ({ProcFs.ReadComm(pid)})"; }
+        catch (LinuxTraceException) { return $"process {pid}"; }
+    }
+}

@@ -1,0 +1,167 @@
+using System.Management.Automation;
+using System.Threading.Channels;
+using PSLinuxTrace.Completion;
+using PSLinuxTrace.Engine;
+using PSLinuxTrace.Engine.Model;
+using PSLinuxTrace.Engine.Syscalls;
+using PSLinuxTrace.Engine.Tracing;
+
+namespace PSLinuxTrace.Commands;
+
+/// <summary>Start-SyscallTrace: strace as typed objects, for a launched program or running processes.</summary>
+[Cmdlet(VerbsLifecycle.Start, "SyscallTrace", DefaultParameterSetName = LaunchSet)]
+[OutputType(typeof(SyscallEvent), typeof(SignalEvent), typeof(ProcessExitEvent), typeof(ProcessStartEvent), typeof(SyscallSummary))]
+public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
+{
+    private const string LaunchSet = "Launch", AttachSet = "Attach";
+
+    /// <summary>The program to launch, traced from before its execve.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = LaunchSet)]
+    [ValidateNotNullOrEmpty]
+    public string FilePath { get; set; } = "";
+
+    /// <summary>Arguments of the launched program.</summary>
+    [Parameter(Position = 1, ParameterSetName = LaunchSet)]
+    [Alias("Args")]
+    public string[] ArgumentList { get; set; } = Array.Empty<string>();
+
+    /// <summary>Processes to attach to (every thread of each).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = AttachSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("ProcessId", "PID")]
+    [ValidateNotNullOrEmpty]
+    [ValidateRange(1, int.MaxValue)]
+    public int[] Id { get; set; } = Array.Empty<int>();
+
+    /// <summary>System call names, wildcards and strace classes (%file, %network, %process, %memory, %signal, %desc, %ipc, %creds).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(SyscallNameCompleter))]
+    public string[]? Syscall { get; set; }
+
+    /// <summary>Only calls that failed (strace -Z).</summary>
+    [Parameter]
+    public SwitchParameter FailedOnly { get; set; }
+
+    /// <summary>One object per system call name at the end instead of one per call (strace -c).</summary>
+    [Parameter]
+    public SwitchParameter Summary { get; set; }
+
+    /// <summary>Do not follow forks, vforks, clones and new threads.</summary>
+    [Parameter]
+    public SwitchParameter NoFollow { get; set; }
+
+    /// <summary>Stop tracing after this long (a number is seconds): detach, or kill a launched program.</summary>
+    [Parameter]
+    [SecondsToTimeSpan]
+    public TimeSpan Timeout { get; set; }
+
+    /// <summary>How many bytes of data buffers to show (strace -s).</summary>
+    [Parameter]
+    [ValidateRange(0, 1048576)]
+    public int StringLimit { get; set; } = 32;
+
+    [Parameter(ParameterSetName = LaunchSet)]
+    public string? RedirectStandardInput { get; set; }
+
+    [Parameter(ParameterSetName = LaunchSet)]
+    public string? RedirectStandardOutput { get; set; }
+
+    [Parameter(ParameterSetName = LaunchSet)]
+    public string? RedirectStandardError { get; set; }
+
+    private readonly List<int> _ids = new();
+    private SyscallTraceOptions? _options;
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            _options = new SyscallTraceOptions
+            {
+                Filter = Syscall is { Length: > 0 } ? SyscallFilter.Parse(Syscall, SyscallArchitectureX64.Instance) : null,
+                FailedOnly = FailedOnly,
+                FollowForks = !NoFollow,
+                Timeout = Timeout > TimeSpan.Zero ? Timeout : null,
+                StringLimit = StringLimit,
+                DecodeArguments = !Summary,
+            };
+        }
+        catch (ArgumentException ex)
+        {
+            ThrowTerminatingError(new ErrorRecord(ex, "InvalidSyscallFilter,PSLinuxTrace.Commands.StartSyscallTraceCommand", ErrorCategory.InvalidArgument, Syscall));
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName == AttachSet) _ids.AddRange(Id);
+    }
+
+    protected override void EndProcessing()
+    {
+        var traces = new List<(object Target, ChannelReader<TraceEvent> Reader)>();
+        if (ParameterSetName == LaunchSet)
+        {
+            try
+            {
+                traces.Add((FilePath, SyscallTracer.Launch(FilePath, ArgumentList, _options!, Log, StopToken,
+                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError))));
+            }
+            catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException)
+            {
+                ThrowEngineError(ex, FilePath);
+            }
+        }
+        else
+        {
+            // Every target traced at once, each on its own tracer thread.
+            foreach (int pid in _ids.Distinct())
+            {
+                try { traces.Add((pid, SyscallTracer.Attach(pid, _options!, Log, StopToken))); }
+                catch (LinuxTraceException ex) { WriteEngineError(ex, pid); }
+            }
+        }
+        var summary = Summary ? new SyscallSummaryBuilder() : null;
+        void Write(TraceEvent e)
+        {
+            if (summary is null) WriteObject(e);
+            else if (e is SyscallEvent s) summary.Add(s);
+        }
+        Drain(traces, Write);
+        if (summary is not null)
+            foreach (var row in summary.Build()) WriteObject(row);
+    }
+
+    private void Drain(List<(object Target, ChannelReader<TraceEvent> Reader)> traces, Action<TraceEvent> write)
+    {
+        var live = new List<(object Target, ChannelReader<TraceEvent> Reader)>(traces);
+        while (live.Count > 0)
+        {
+            DrainLog();
+            for (int i = live.Count - 1; i >= 0; i--)
+            {
+                var (target, reader) = live[i];
+                while (reader.TryRead(out var e)) write(e);
+                if (!reader.Completion.IsCompleted) continue;
+                live.RemoveAt(i);
+                try { reader.Completion.GetAwaiter().GetResult(); }
+                catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException)
+                {
+                    WriteEngineError(ex, target);
+                }
+            }
+            if (live.Count == 0) break;
+            // After Ctrl+C the tracers detach (or kill what they launched) and complete on their own: keep
+            // draining until they have, so nothing is left stopped or traced when the command returns.
+            try
+            {
+                Task.WhenAny(live.Select(t => t.Reader.WaitToReadAsync().AsTask())).Wait(100);
+            }
+            catch (AggregateException) { }
+        }
+        DrainLog();
+    }
+
+    private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
+}

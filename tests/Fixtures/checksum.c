@@ -1,0 +1,62 @@
+/* Snapshot fixture: N threads (argv[1]) keep checksumming a 16 MiB buffer whose expected sum is
+ * known, and sleep briefly between rounds (so they are often inside a system call when a snapshot
+ * stops them). Prints pid and "ready"; each line on stdin is answered with "rounds=R errors=E".
+ * A wrong checksum or a failed system call counts as an error: a snapshot must cause none. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIZE (16u << 20)
+static uint8_t *buffer;
+static uint64_t expected;
+static volatile long rounds, errors;
+volatile uint64_t pslt_marker = 0x5ca1ab1e0ddba11ULL;
+
+static uint64_t sum(void)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < SIZE; i += 64) s += buffer[i] * (i + 1);
+    return s;
+}
+
+__attribute__((noinline)) void *pslt_checksum_loop(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        if (sum() != expected) __sync_fetch_and_add(&errors, 1);
+        struct timespec ts = { 0, 200000 };
+        while (nanosleep(&ts, &ts) != 0) {
+            if (errno != EINTR) { __sync_fetch_and_add(&errors, 1); break; }
+        }
+        if (getpid() <= 0) __sync_fetch_and_add(&errors, 1);
+        __sync_fetch_and_add(&rounds, 1);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 1;
+    buffer = malloc(SIZE);
+    for (size_t i = 0; i < SIZE; i++) buffer[i] = (uint8_t)(i * 7 + 3);
+    expected = sum();
+    for (int i = 0; i < threads; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, pslt_checksum_loop, NULL);
+    }
+    printf("pid=%d\n", getpid());
+    printf("pslt_marker=%p\n", (void *)&pslt_marker);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        printf("rounds=%ld errors=%ld\n", rounds, errors);
+        fflush(stdout);
+    }
+    return 0;
+}

@@ -1,0 +1,340 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging.Abstractions;
+using PSLinuxTrace.Engine.Cores;
+using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Model;
+using PSLinuxTrace.Engine.Procfs;
+using PSLinuxTrace.Engine.Snapshot;
+using PSLinuxTrace.Engine.Tests.Infrastructure;
+using Xunit;
+
+namespace PSLinuxTrace.Engine.Tests.Snapshot;
+
+/// <summary>
+/// Save-ProcessSnapshot's live mode on real processes: the core opens in gdb and in Read-CoreDump
+/// with the right threads, registers and memory, and the target keeps running unharmed.
+/// </summary>
+public sealed class LiveSnapshotTests : IDisposable
+{
+    private static string Exe => Fixtures.Build("checksum", "-pthread");
+
+    // Every core a test names is deleted after it (each run would otherwise leave ~95 MB in the scratch directory).
+    private readonly List<string> _cores = new();
+
+    private string CorePath(string name)
+    {
+        string path = Path.Combine(Fixtures.ScratchDirectory, $"{name}-{Guid.NewGuid():N}.core");
+        _cores.Add(path);
+        return path;
+    }
+
+    public void Dispose()
+    {
+        foreach (string path in _cores) File.Delete(path);
+    }
+
+    private static ProcessSnapshot Save(int pid, string path, SnapshotMemory include = SnapshotMemory.Default) =>
+        new LiveSnapshotter(NullLogger.Instance).Save(pid, path, include);
+
+    private static void AssertUnharmed(FixtureProcess p, long roundsBefore)
+    {
+        int pid = p.TargetPid;
+        var status = ProcFs.ReadStatus(pid);
+        Assert.Equal(0, status.TracerPid);
+        Assert.NotEqual('t', status.State);
+        Assert.NotEqual('T', status.State);
+        Assert.All(ProcFs.ListThreads(pid), tid => Assert.NotEqual('t', Interop.Ptrace.ThreadState(pid, tid)));
+        // No twin left behind: the target has no child processes.
+        Assert.Equal("", File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim());
+        // Still computing, and correctly.
+        Thread.Sleep(300);
+        var m = Regex.Match(p.Ask("status"), @"rounds=(\d+) errors=(\d+)");
+        // roundsBefore < 0: the fixture has no worker threads, so no rounds to count.
+        Assert.True(roundsBefore < 0 || long.Parse(m.Groups[1].Value) > roundsBefore, "the target stopped making progress");
+        Assert.Equal("0", m.Groups[2].Value);
+    }
+
+    private static long Rounds(FixtureProcess p) => long.Parse(Regex.Match(p.Ask("status"), @"rounds=(\d+)").Groups[1].Value);
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void ASingleThreadedSnapshotRoundTripsThroughGdbAndReadCoreDump()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "0");
+        int pid = p.TargetPid;
+        string core = CorePath("one");
+        var snap = Save(pid, core);
+        Assert.Equal(pid, snap.Pid);
+        Assert.Equal(1, snap.Threads);
+        Assert.Equal("CloneTwin", snap.Method);
+        Assert.True(snap.PausedFor < snap.Duration);
+        Assert.Equal(new FileInfo(core).Length, snap.Bytes);
+
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var dump = reader.Read(core);
+        Assert.Equal(pid, dump.Pid);
+        Assert.Null(dump.Signal);
+        Assert.Equal(Exe, dump.Executable);
+        Assert.Equal(0x5ca1ab1e0ddba11UL, dump.ReadPointer(p.Address("pslt_marker")));
+        Assert.Contains(dump.Threads[0].Frames, f => f.Symbol == "main");
+
+        var gdb = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "bt", "-ex", $"p/x pslt_marker", Exe, core });
+        Assert.Contains("main", gdb.StdOut);
+        Assert.Contains("0x5ca1ab1e0ddba11", gdb.StdOut);
+        AssertUnharmed(p, -1);
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void An8ThreadSnapshotHasEveryThreadWithGdbsRegistersAndFrames()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "8");
+        int pid = p.TargetPid;
+        string core = CorePath("eight");
+        var snap = Save(pid, core);
+        Assert.Equal(9, snap.Threads);
+
+        var info = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "info threads", Exe, core });
+        Assert.Equal(9, Regex.Matches(info.StdOut, @"^\*?\s+\d+\s+(?:Thread 0x[0-9a-f]+ \()?LWP \d+", RegexOptions.Multiline).Count);
+
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var dump = reader.Read(core);
+        Assert.Equal(9, dump.Threads.Length);
+        Assert.Equal(ProcFs.ListThreads(pid).Order(), dump.Threads.Select(t => t.Tid).Order());
+        Assert.Equal(8, dump.Threads.Count(t => t.Frames.Any(f => f.Symbol == "pslt_checksum_loop")));
+        CoreDumpReaderTestsBridge.AssertFramesMatchGdb(Exe, core, dump);
+
+        var regs = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "thread apply all info registers rip rsp fs_base", Exe, core });
+        foreach (string chunk in Regex.Split(regs.StdOut, @"(?=^Thread \d+ \()", RegexOptions.Multiline).Where(c => c.StartsWith("Thread ", StringComparison.Ordinal)))
+        {
+            var t = dump.Threads.Single(x => x.Tid == int.Parse(Regex.Match(chunk, @"LWP (\d+)").Groups[1].Value));
+            Assert.Equal(Convert.ToUInt64(Regex.Match(chunk, @"^rip\s+0x([0-9a-f]+)", RegexOptions.Multiline).Groups[1].Value, 16), t.Registers.Rip);
+            Assert.Equal(Convert.ToUInt64(Regex.Match(chunk, @"^rsp\s+0x([0-9a-f]+)", RegexOptions.Multiline).Groups[1].Value, 16), t.Registers.Rsp);
+            Assert.Equal(Convert.ToUInt64(Regex.Match(chunk, @"^fs_base\s+0x([0-9a-f]+)", RegexOptions.Multiline).Groups[1].Value, 16), t.Registers.FsBase);
+            Assert.NotNull(t.Registers.Xmm);
+        }
+        AssertUnharmed(p, 0);
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void RepeatedSnapshotsDoNotDisturbTheComputation()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "4");
+        long before = Rounds(p);
+        var paused = new List<TimeSpan>();
+        for (int i = 0; i < 5; i++)
+        {
+            string core = CorePath("repeat");
+            paused.Add(Save(p.TargetPid, core).PausedFor);
+            File.Delete(core);
+        }
+        AssertUnharmed(p, before);
+        // The twin carries the memory read: the pause is a small part of the whole (not a timing test: a ratio).
+        Assert.All(paused, t => Assert.True(t < TimeSpan.FromSeconds(2), $"paused {t}"));
+    }
+
+    [Fact]
+    public void AMissingProcessIsProcessNotFound()
+    {
+        int dead = Procfs.ProcFsTests.DeadPid();
+        string core = CorePath("missing");
+        Assert.Throws<ProcessNotFoundException>(() => Save(dead, core));
+        Assert.False(File.Exists(core));
+    }
+
+    [PrivilegedFact("strace -p attaches with ptrace")]
+    public void AnAlreadyTracedProcessIsBusyAndNamesTheTracer()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "1");
+        int pid = p.TargetPid;
+        using var strace = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("strace", $"-q -o /dev/null -p {pid}") { RedirectStandardError = true })!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (ProcFs.ReadStatus(pid).TracerPid == 0 && DateTime.UtcNow < deadline) Thread.Sleep(20);
+            string core = CorePath("busy");
+            var ex = Assert.Throws<TargetBusyException>(() => Save(pid, core));
+            Assert.Equal(strace.Id, ex.OwnerPid);
+            Assert.False(File.Exists(core));
+        }
+        finally
+        {
+            strace.Kill();
+            strace.WaitForExit();
+        }
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (ProcFs.ReadStatus(pid).TracerPid != 0 && DateTime.UtcNow < until) Thread.Sleep(20);
+        AssertUnharmed(p, 0);
+    }
+
+    [PrivilegedFact("mount a small tmpfs")]
+    public void ADiskFullErrorRemovesThePartialFileAndLeavesTheTargetRunning()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        string dir = Directory.CreateTempSubdirectory("pslt-full-").FullName;
+        Tool.Check("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir);
+        try
+        {
+            string core = Path.Combine(dir, "snapshot.core");
+            var ex = Assert.ThrowsAny<IOException>(() => Save(p.TargetPid, core));
+            Assert.False(File.Exists(core), "the partial core was left behind");
+            AssertUnharmed(p, 0);
+        }
+        finally
+        {
+            Tool.Run("umount", new[] { dir });
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void EveryRegisterEqualsPtraceGetregsTakenAtAnEarlierStop()
+    {
+        // With no workers the fixture's only thread sits in read(0) between questions, so every
+        // stop of it shows the same registers: take them with our own seize/interrupt/GETREGS first.
+        using var p = FixtureProcess.StartGrandchild(Exe, "0");
+        int pid = p.TargetPid;
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (File.ReadAllText($"/proc/{pid}/wchan") is var w && !w.Contains("read", StringComparison.Ordinal) && !w.Contains("wait", StringComparison.Ordinal) && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Interop.UserRegsX64 expected;
+        Interop.Ptrace.Seize(pid, 0);
+        try
+        {
+            Interop.Ptrace.Interrupt(pid);
+            Assert.NotNull(Interop.Ptrace.Wait(pid, TimeSpan.FromSeconds(30)));
+            expected = Interop.Ptrace.GetRegs(pid);
+        }
+        finally
+        {
+            Interop.Ptrace.Detach(pid);
+        }
+        Assert.Equal(0UL, expected.orig_rax); // read
+
+        string core = CorePath("regs");
+        Save(pid, core);
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var r = Assert.Single(reader.Read(core).Threads).Registers;
+        Assert.Equal(
+            new[] { expected.rip, expected.rsp, expected.rbp, expected.rax, expected.rbx, expected.rcx, expected.rdx, expected.rsi, expected.rdi,
+                    expected.r8, expected.r9, expected.r10, expected.r11, expected.r12, expected.r13, expected.r14, expected.r15,
+                    expected.orig_rax, expected.eflags, expected.cs, expected.ss, expected.fs_base, expected.gs_base },
+            new[] { r.Rip, r.Rsp, r.Rbp, r.Rax, r.Rbx, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15,
+                    r.OrigRax, r.Eflags, r.Cs, r.Ss, r.FsBase, r.GsBase });
+        // gdb agrees on the same core.
+        var gdb = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "info registers rip rsp rbx orig_rax", Exe, core });
+        Assert.Equal(expected.rip, Convert.ToUInt64(Regex.Match(gdb.StdOut, @"^rip\s+0x([0-9a-f]+)", RegexOptions.Multiline).Groups[1].Value, 16));
+        Assert.Equal(expected.rsp, Convert.ToUInt64(Regex.Match(gdb.StdOut, @"^rsp\s+0x([0-9a-f]+)", RegexOptions.Multiline).Groups[1].Value, 16));
+        Assert.Equal(expected.rbx, Convert.ToUInt64(Regex.Match(gdb.StdOut, @"^rbx\s+0x([0-9a-f]+)", RegexOptions.Multiline).Groups[1].Value, 16));
+        AssertUnharmed(p, -1);
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void ATargetKilledMidSnapshotIsProcessNotFoundOrAWholeCoreAndNothingIsLeftBehind()
+    {
+        // SIGKILL lands at a different point of the snapshot each round: while seizing, while the twin
+        // is cloned, while memory is read from the twin, or after. Either the core was taken before the
+        // death (the twin holds a consistent copy) and is whole, or the error says the process is gone
+        // and no partial file stays; never a hang, another exception, a stopped twin or a leaked trace.
+        var delays = new[] { 0, 5, 20, 60, 150, 400 };
+        foreach (int delay in delays)
+        {
+            using var p = FixtureProcess.StartGrandchild(Exe, "8");
+            int pid = p.TargetPid;
+            string core = CorePath($"killed{delay}");
+            var killer = new Thread(() => { Thread.Sleep(delay); LibC.kill(pid, LibC.SIGKILL); });
+            killer.Start();
+            try
+            {
+                var snap = Save(pid, core);
+                Assert.True(File.Exists(core));
+                using var reader = new CoreDumpReader(NullLogger.Instance);
+                var dump = reader.Read(core);
+                Assert.Equal(snap.Threads, dump.Threads.Length);
+                Assert.Equal(0x5ca1ab1e0ddba11UL, dump.ReadPointer(p.Address("pslt_marker")));
+                File.Delete(core);
+            }
+            catch (ProcessNotFoundException ex)
+            {
+                Assert.Contains(pid.ToString(), ex.Message);
+                Assert.False(File.Exists(core), $"a partial core was left behind (kill after {delay} ms)");
+            }
+            finally
+            {
+                killer.Join();
+            }
+        }
+        // No live twin (same executable, so also nothing of it left traced or stopped) outlives its snapshot.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        List<int> left;
+        do
+        {
+            left = ProcFs.ListProcesses().Where(q => ProcFs.ReadExeLink(q) == Exe).ToList();
+            if (left.Count > 0) Thread.Sleep(50);
+        }
+        while (left.Count > 0 && DateTime.UtcNow < deadline);
+        Assert.True(left.Count == 0, "left behind: " + string.Join("; ", left.Select(q =>
+        {
+            try { var st = ProcFs.ReadStatus(q); return $"{q} state {st.State} tracer {st.TracerPid} parent {st.ParentPid}"; }
+            catch (LinuxTraceException) { return $"{q} (gone)"; }
+        })));
+    }
+
+    [Fact]
+    public void AZombieIsProcessNotFoundAndNoFileIsLeft()
+    {
+        // sh starts a child that exits at once and then execs sleep, which never reaps it.
+        using var sh = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh", new[] { "-c", "true & exec sleep 60" }))!;
+        try
+        {
+            int zombie = 0;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (zombie == 0 && DateTime.UtcNow < deadline)
+            {
+                string children = File.Exists($"/proc/{sh.Id}/task/{sh.Id}/children") ? File.ReadAllText($"/proc/{sh.Id}/task/{sh.Id}/children").Trim() : "";
+                foreach (string c in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    if (ProcFs.ReadStatus(int.Parse(c)).State == 'Z') zombie = int.Parse(c);
+                if (zombie == 0) Thread.Sleep(20);
+            }
+            Assert.NotEqual(0, zombie);
+            string core = CorePath("zombie");
+            var ex = Assert.Throws<ProcessNotFoundException>(() => Save(zombie, core));
+            Assert.Contains("exited", ex.Message);
+            Assert.False(File.Exists(core));
+        }
+        finally
+        {
+            sh.Kill();
+            sh.WaitForExit();
+        }
+    }
+
+    [Fact]
+    public void AKernelThreadIsUnsupportedAndNoFileIsLeft()
+    {
+        int kthreadd = 2;
+        Assert.Contains("Kthread:\t1", File.ReadAllText($"/proc/{kthreadd}/status"));
+        string core = CorePath("kthread");
+        var ex = Assert.Throws<UnsupportedFeatureException>(() => Save(kthreadd, core));
+        Assert.Contains("kernel thread", ex.Message);
+        Assert.False(File.Exists(core));
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void IncludeAllWritesTheTextTooAndDefaultDoesNot()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "0");
+        string small = CorePath("default"), big = CorePath("all");
+        var a = Save(p.TargetPid, small);
+        var b = Save(p.TargetPid, big, SnapshotMemory.All);
+        Assert.True(b.MemoryBytes > a.MemoryBytes);
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var dump = reader.Read(big);
+        Assert.All(dump.Mappings.Where(m => m.Path == Exe && m.Permissions.StartsWith('r')), m => Assert.True(m.InCore));
+        AssertUnharmed(p, -1);
+    }
+}
+
+/// <summary>The gdb frame comparison shared with the Read-CoreDump tests.</summary>
+internal static class CoreDumpReaderTestsBridge
+{
+    public static void AssertFramesMatchGdb(string exe, string core, CoreDump dump) =>
+        Cores.CoreDumpReaderTests.AssertFramesMatchGdb(exe, core, dump);
+}

@@ -1,0 +1,154 @@
+#Requires -Version 7.4
+# Read-CoreDump from a user's chair: cores made by the kernel and by gcore from tests/Fixtures/crash.c,
+# checked against gdb on the same core. Needs root (core_pattern, gcore), cc, gdb.
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    $script:Work = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-pester-core-$PID"
+    New-Item -ItemType Directory -Path $Work -Force | Out-Null
+    $script:Exe = Join-Path $Work 'crash'
+    & cc -g -O0 -fno-omit-frame-pointer -pthread -o $Exe (Join-Path $PSScriptRoot '..' 'Fixtures' 'crash.c')
+    if ($LASTEXITCODE -ne 0) { throw 'cc failed' }
+    # Cores land in the crash's working directory as "core"; a pipe (systemd-coredump, apport) is put back in AfterAll.
+    $script:SavedPattern = (Get-Content /proc/sys/kernel/core_pattern -Raw).Trim()
+    if ($SavedPattern -ne 'core') { Set-Content -Path /proc/sys/kernel/core_pattern -Value 'core' -NoNewline }
+
+    function New-KernelCore([string] $Mode, [int] $Threads) {
+        $dir = Join-Path $Work "$Mode-$Threads"
+        New-Item -ItemType Directory -Path $dir -Force | Out-Null
+        & sh -c "cd '$dir' && ulimit -c unlimited && exec '$Exe' $Mode $Threads" > (Join-Path $dir 'stdout.txt')
+        Join-Path $dir 'core'
+    }
+
+    function Get-GdbFrames([string] $Core) {
+        # LWP -> function names, from gdb's `thread apply all bt`
+        $out = & gdb -nx -batch -iex 'set debuginfod enabled off' -ex 'set width 0' -ex 'thread apply all bt' $Exe $Core 2>$null
+        $map = @{}; $lwp = $null
+        foreach ($line in $out) {
+            if ($line -match '^Thread \d+ \(.*LWP (\d+)\)') { $lwp = [int]$Matches[1]; $map[$lwp] = [System.Collections.Generic.List[string]]::new() }
+            elseif ($line -match '^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) \(' -and $null -ne $lwp) { $map[$lwp].Add($Matches[1]) }
+        }
+        $map
+    }
+
+    $script:SegvCore = New-KernelCore segv 0
+    $script:AbortCore = New-KernelCore abort 7
+}
+
+AfterAll {
+    if ($script:SavedPattern -and $script:SavedPattern -ne 'core') { Set-Content -Path /proc/sys/kernel/core_pattern -Value $script:SavedPattern -NoNewline }
+    Remove-Item -Recurse -Force $Work -ErrorAction SilentlyContinue
+}
+
+Describe 'Read-CoreDump' {
+    It 'reads a SIGSEGV core: signal, fault address, crash site' {
+        $core = Read-CoreDump -Path $SegvCore
+        $core | Should -BeOfType PSLinuxTrace.Engine.Model.CoreDump
+        $core.Signal | Should -Be 'SIGSEGV'
+        $core.FaultAddress | Should -Be 0x10
+        $core.Threads | Should -HaveCount 1
+        $core.CrashingThread.Frames[0].Symbol | Should -Be 'pslt_crash_here'
+        $core.CrashingThread.Frames[1].Symbol | Should -Be 'main'
+        $core.Executable | Should -Be $Exe
+    }
+
+    It 'names the frames of every thread as gdb does' {
+        $core = Read-CoreDump -Path $AbortCore
+        $core.Threads | Should -HaveCount 8
+        $gdb = Get-GdbFrames $AbortCore
+        foreach ($t in $core.Threads) {
+            # gdb stops at main (backtrace past-main is off), so compare the fixture's own functions.
+            $names = 'pslt_crash_here', 'main', 'pslt_worker_wait', 'worker'
+            $ours = @($t.Frames | Where-Object { $_.ModulePath -eq $Exe -and $_.Symbol -in $names } | ForEach-Object Symbol)
+            $theirs = @($gdb[$t.Tid] | Where-Object { $_ -in $names })
+            $ours | Should -Be $theirs
+        }
+    }
+
+    It 'takes files from Get-ChildItem' {
+        $cores = Get-ChildItem -Path $Work -Recurse -Filter core | Read-CoreDump -NoBacktrace
+        $cores | Should -HaveCount 2
+        ($cores | Group-Object Signal | Sort-Object Name).Name | Should -Be @('SIGABRT', 'SIGSEGV')
+        $cores.Threads.Frames | Should -BeNullOrEmpty
+    }
+
+    It 'reads memory from the core and from the mapped files' {
+        $core = Read-CoreDump $SegvCore
+        $execfn = ($core.Auxv | Where-Object Name -EQ AT_EXECFN).Value
+        $core.ReadString($execfn) | Should -Be $Exe
+        $text = $core.Mappings | Where-Object { $_.Path -eq $Exe -and $_.FileOffset -eq 0 } | Select-Object -First 1
+        [System.Text.Encoding]::ASCII.GetString($core.ReadMemory($text.Start, 4), 1, 3) | Should -Be 'ELF'
+    }
+
+    It 'reads a gcore core of a live process, which keeps running' {
+        $psi = [System.Diagnostics.ProcessStartInfo]::new($Exe)
+        'wait', '2' | ForEach-Object { $psi.ArgumentList.Add($_) }
+        $psi.RedirectStandardOutput = $true; $psi.RedirectStandardInput = $true
+        $p = [System.Diagnostics.Process]::Start($psi)
+        try {
+            while ($p.StandardOutput.ReadLine() -ne 'ready') { }
+            $prefix = Join-Path $Work 'gcore'
+            & gcore -o $prefix $p.Id *> $null
+            $core = Read-CoreDump "$prefix.$($p.Id)"
+            $core.Pid | Should -Be $p.Id
+            $core.Threads | Should -HaveCount 3
+            $core.Producer | Should -Be 'Gdb'
+            $p.HasExited | Should -BeFalse
+        } finally { $p.Kill(); $p.WaitForExit() }
+    }
+
+    It 'shows the crashing frames like gdb in the default view' {
+        $text = (Read-CoreDump $SegvCore).CrashingThread.Frames | Out-String
+        $text | Should -Match 'pslt_crash_here'
+        $text | Should -Match '0x[0-9a-f]{16}'
+    }
+
+    It 'reports a file that is not a core as InvalidData' {
+        $notCore = Join-Path $Work 'not-a-core'
+        Set-Content -Path $notCore -Value 'hello'
+        Read-CoreDump -Path $notCore -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        Read-CoreDump -Path $Exe -ErrorVariable err2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err2[0].Exception.Message | Should -Match 'not a core dump'
+    }
+
+    It 'reports a missing file as ObjectNotFound' {
+        Read-CoreDump -LiteralPath (Join-Path $Work 'no-such-core') -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+    }
+
+    It 'reads a truncated core with a warning' {
+        $cut = Join-Path $Work 'truncated-core'
+        Copy-Item -LiteralPath $SegvCore -Destination $cut
+        $fs = [System.IO.File]::OpenWrite($cut)
+        try { $fs.SetLength([long]($fs.Length * 0.75)) } finally { $fs.Dispose() }
+        $core = Read-CoreDump $cut -WarningVariable warn -WarningAction SilentlyContinue
+        $core.IsTruncated | Should -BeTrue
+        $warn | Should -Not -BeNullOrEmpty
+    }
+
+    It 'uses -ExecutablePath when the program moved, and warns about a different program' {
+        $moved = Join-Path $Work 'moved-crash'
+        Copy-Item -LiteralPath $Exe -Destination $moved
+        $core = Read-CoreDump $SegvCore -ExecutablePath $moved -WarningVariable warn -WarningAction SilentlyContinue
+        $core.CrashingThread.Frames[0].Symbol | Should -Be 'pslt_crash_here'
+        ($core.BuildIds | Where-Object Path -EQ $Exe).FoundPath | Should -Be $moved
+        $warn | Should -BeNullOrEmpty
+
+        $other = Join-Path $Work 'other'
+        'int main(void) { return 0; }' | & cc -g -O0 -o $other -x c -
+        $LASTEXITCODE | Should -Be 0
+        $core = Read-CoreDump $SegvCore -ExecutablePath $other -WarningVariable warn2 -WarningAction SilentlyContinue
+        $warn2 -join "`n" | Should -Match 'does not match'
+        $core.CrashingThread.Frames[0].Symbol | Should -BeNullOrEmpty
+    }
+
+    It 'looks mapped files up under -SysRoot first' {
+        $root = Join-Path $Work 'sysroot'
+        $copy = Join-Path $root $Exe.TrimStart('/')
+        New-Item -ItemType Directory -Path (Split-Path $copy) -Force | Out-Null
+        Copy-Item -LiteralPath $Exe -Destination $copy
+        $core = Read-CoreDump $SegvCore -SysRoot $root
+        ($core.BuildIds | Where-Object Path -EQ $Exe).FoundPath | Should -Be $copy
+        $core.CrashingThread.Frames[0].Symbol | Should -Be 'pslt_crash_here'
+    }
+}
