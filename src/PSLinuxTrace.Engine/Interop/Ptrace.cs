@@ -22,14 +22,25 @@ internal static unsafe class Ptrace
         throw Errno.ToException(e, "ptrace(PTRACE_SEIZE)", tid);
     }
 
+    /// <summary>
+    /// The process tracing <paramref name="pid"/>, or 0. TracerPid names the tracing thread; a user
+    /// recognizes the process (its thread-group id), so that is what is returned.
+    /// </summary>
     public static int TracerOf(int pid)
+    {
+        int tracer = StatusField(pid, "TracerPid:");
+        return tracer > 0 && StatusField(tracer, "Tgid:") is int tgid and > 0 ? tgid : tracer;
+    }
+
+    private static int StatusField(int pid, string key)
     {
         try
         {
             foreach (string line in File.ReadLines($"/proc/{pid}/status"))
-                if (line.StartsWith("TracerPid:", StringComparison.Ordinal)) return int.Parse(line.AsSpan(10).Trim());
+                if (line.StartsWith(key, StringComparison.Ordinal)) return int.Parse(line.AsSpan(key.Length).Trim());
         }
         catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
         return 0;
     }
 

@@ -45,7 +45,7 @@ public sealed class LiveSnapshotter
         var warnings = new List<string>();
         var paused = TimeSpan.Zero;
         var seized = new Dictionary<int, Seized>();
-        int twin = 0;
+        int twin = 0, unusedTwin = 0;
         string method;
         CoreImage image;
         FileStream? output = null;
@@ -62,11 +62,16 @@ public sealed class LiveSnapshotter
             int injector = seized.ContainsKey(pid) && !seized[pid].Gone ? pid : seized.Values.First(s => !s.Gone).Tid;
             try
             {
-                twin = InjectClone(pid, injector);
+                // The twin's pid is kept the moment the kernel reports it, so that a target killed before
+                // the injected call returns still leaves a twin the finally block below kills and reaps.
+                twin = InjectClone(pid, injector, t => twin = t);
                 _log.LogInformation("Process {Pid} cloned a copy-on-write twin {Twin}; memory is read from the twin.", pid, twin);
             }
             catch (LinuxTraceException ex) when (ex is not ProcessNotFoundException)
             {
+                // A twin reported before the failure is not used; the finally block kills and reaps it.
+                unusedTwin = twin;
+                twin = 0;
                 warnings.Add($"Could not make the target clone a twin ({ex.Message}); the target stays stopped while its memory is read.");
                 _log.LogWarning("{Message}", warnings[^1]);
             }
@@ -74,7 +79,7 @@ public sealed class LiveSnapshotter
             var maps = Maps;
             if (twin > 0)
             {
-                DetachAll(seized);
+                DetachAll(seized, pid);
                 paused += pause.Elapsed;
                 pin.Dispose(); // reading and writing may use every CPU
             }
@@ -96,7 +101,7 @@ public sealed class LiveSnapshotter
             if (unreadable > 0) _log.LogInformation("{Bytes} bytes could not be read (guard pages) and were written as zeros.", unreadable);
             if (twin == 0)
             {
-                DetachAll(seized);
+                DetachAll(seized, pid);
                 paused += pause.Elapsed;
             }
             output.Dispose();
@@ -113,13 +118,19 @@ public sealed class LiveSnapshotter
             return new ProcessSnapshot(Path.GetFullPath(path), pid, image.Threads.Count, image.Segments.Count, fileSize, memory,
                 paused, total.Elapsed, method, warnings.ToArray()) { UnreadableBytes = unreadable };
         }
+        catch (ProcessNotFoundException ex) when (ex.ProcessId != pid && IsExiting(pid, pid))
+        {
+            // A thread or the twin vanished because the whole target was killed: say so of the target.
+            throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.", ex);
+        }
         finally
         {
             pin?.Dispose();
             output?.Dispose();
             // Whatever happened: the target runs on, untraced; the twin is gone and reaped.
-            DetachAll(seized);
+            DetachAll(seized, pid);
             if (twin > 0) paused += KillAndReapTwin(pid, twin);
+            if (unusedTwin > 0) paused += KillAndReapTwin(pid, unusedTwin);
             if (!complete)
             {
                 try { File.Delete(path); }
@@ -247,9 +258,10 @@ public sealed class LiveSnapshotter
         }
     }
 
-    private void DetachAll(Dictionary<int, Seized> seized)
+    private void DetachAll(Dictionary<int, Seized> seized, int pid)
     {
-        foreach (var s in seized.Values)
+        // The leader last: a killed leader reports its exit only once its other (traced) threads are reaped.
+        foreach (var s in seized.Values.OrderBy(s => s.Tid == pid ? 1 : 0).ToList())
         {
             if (s.Gone) continue;
             try
@@ -426,7 +438,7 @@ public sealed class LiveSnapshotter
             Interop.Ptrace.SingleStep(tid);
             for (int guard = 0; guard < 16; guard++)
             {
-                int status = Interop.Ptrace.Wait(tid, StopTimeout) ?? throw new TargetBusyException($"Thread {tid} did not finish the injected system call.");
+                int status = WaitInjected(pid, tid);
                 if (LibC.WIFEXITED(status) || LibC.WIFSIGNALED(status)) throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
                 int ev = LibC.PtraceEvent(status), sig = LibC.WSTOPSIG(status);
                 if (ev != 0)
@@ -447,21 +459,59 @@ public sealed class LiveSnapshotter
         }
         finally
         {
-            Interop.Ptrace.SetRegs(tid, saved);
+            // A thread killed meanwhile has no registers left to restore (and must not mask why it failed).
+            try { Interop.Ptrace.SetRegs(tid, saved); }
+            catch (ProcessNotFoundException) { }
         }
     }
 
-    private int InjectClone(int pid, int tid)
+    /// <summary>
+    /// Waits for the thread running an injected call to stop, in short slices: a killed thread of a
+    /// multi-threaded target reports nothing while its siblings wait for us to reap them, so a dead
+    /// thread is seen in /proc and reported as the target's exit, not waited on until a timeout.
+    /// </summary>
+    private static int WaitInjected(int pid, int tid)
+    {
+        var deadline = DateTime.UtcNow + StopTimeout;
+        while (true)
+        {
+            if (Interop.Ptrace.Wait(tid, TimeSpan.FromMilliseconds(20)) is int status) return status;
+            if (Interop.Ptrace.ThreadState(pid, tid) is 'Z' or 'X' or '\0')
+                throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
+            if (DateTime.UtcNow >= deadline) throw new TargetBusyException($"Thread {tid} did not finish the injected system call.");
+        }
+    }
+
+    private int InjectClone(int pid, int tid, Action<int> reported)
     {
         int twin = 0;
-        // clone(flags = 0): a copy-on-write copy of the address space; exit signal 0, so the target is
-        // not sent SIGCHLD when the twin ends, and wait() without __WALL never returns it.
-        long r = InjectSyscall(pid, tid, SYS_clone, 0, 0, 0, 0, 0, ev =>
+        string? exe = ProcFs.ReadExeLink(pid);
+        ulong since = BootTicksNow() - 1;
+        long r;
+        try
         {
-            if (ev == LibC.PTRACE_EVENT_CLONE || ev == LibC.PTRACE_EVENT_FORK) twin = (int)Interop.Ptrace.GetEventMsg(tid);
-        });
+            // clone(flags = 0): a copy-on-write copy of the address space; exit signal 0, so the target is
+            // not sent SIGCHLD when the twin ends, and wait() without __WALL never returns it.
+            r = InjectSyscall(pid, tid, SYS_clone, 0, 0, 0, 0, 0, ev =>
+            {
+                if (ev != LibC.PTRACE_EVENT_CLONE && ev != LibC.PTRACE_EVENT_FORK) return;
+                twin = (int)Interop.Ptrace.GetEventMsg(tid);
+                reported(twin);
+            });
+        }
+        catch (LinuxTraceException) when (twin == 0)
+        {
+            // Killed between creating the twin and reporting it (a fatal signal skips the event stop):
+            // the twin exists, auto-attached to us and stopped, but its pid never reached us.
+            foreach (int orphan in FindUnreportedTwins(pid, exe, since))
+            {
+                _log.LogDebug("Killing the unreported twin {Twin} of process {Pid}.", orphan, pid);
+                KillTraced(orphan);
+            }
+            throw;
+        }
         if (r < 0) throw Errno.ToException((int)-r, "clone (injected)", pid);
-        twin = twin > 0 ? twin : (int)r;
+        if (twin == 0) reported(twin = (int)r);
         // The twin was auto-attached (PTRACE_O_TRACECLONE) and stops before running any code.
         int? status = Interop.Ptrace.Wait(twin, StopTimeout);
         if (status is null && Interop.Ptrace.ThreadState(twin, twin) != 't')
@@ -469,13 +519,76 @@ public sealed class LiveSnapshotter
         return twin;
     }
 
+    /// <summary>
+    /// SIGKILLs a process we trace and collects its exit, past any stop it reported that nobody waited
+    /// for (a twin cut off before its first stop was collected), so no traced zombie stays with us.
+    /// </summary>
+    private static void KillTraced(int tid)
+    {
+        LibC.kill(tid, LibC.SIGKILL);
+        var deadline = DateTime.UtcNow + StopTimeout;
+        try
+        {
+            while (DateTime.UtcNow < deadline)
+            {
+                int? status = Interop.Ptrace.Wait(tid, deadline - DateTime.UtcNow);
+                if (status is null || LibC.WIFEXITED(status.Value) || LibC.WIFSIGNALED(status.Value)) return;
+            }
+        }
+        catch (ProcessNotFoundException) { }
+    }
+
+    /// <summary>
+    /// Processes this thread traces that no caller knows of, running the target's executable and started
+    /// since the injection began: a twin whose clone event was never reported. Its parent is the target,
+    /// or the reaper once the target is gone.
+    /// </summary>
+    private static List<int> FindUnreportedTwins(int pid, string? exe, ulong sinceTicks)
+    {
+        var found = new List<int>();
+        if (exe is null) return found;
+        // TracerPid names the tracing thread, not its process: this thread, which did all the ptrace calls.
+        int self = LibC.gettid();
+        // The kernel lists and attaches the twin while creating it, before the event stop it skipped.
+        foreach (int q in ProcFs.ListProcesses())
+        {
+            if (q == pid) continue;
+            try
+            {
+                if (ProcFs.ReadStatus(q).TracerPid == self && ProcFs.ReadExeLink(q) == exe && (StartTime(q) ?? 0) >= sinceTicks)
+                    found.Add(q);
+            }
+            catch (LinuxTraceException) { }
+        }
+        return found;
+    }
+
+    /// <summary>Field 22 of /proc/PID/stat: the start time in clock ticks since boot; null when gone.</summary>
+    private static ulong? StartTime(int pid)
+    {
+        try
+        {
+            string stat = ProcFs.ReadText(pid, "stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return ulong.Parse(fields[19]);
+        }
+        catch (LinuxTraceException) { return null; }
+    }
+
+    /// <summary>Now, in the clock ticks of /proc/PID/stat's start time: /proc/uptime (the same boot-time clock) × USER_HZ (100).</summary>
+    private static ulong BootTicksNow()
+    {
+        string uptime = File.ReadAllText("/proc/uptime");
+        return (ulong)(double.Parse(uptime[..uptime.IndexOf(' ')], System.Globalization.CultureInfo.InvariantCulture) * 100);
+    }
+
     /// <summary>Kills the twin and makes the target reap it (an injected wait4); returns how long the target was paused for that.</summary>
     private TimeSpan KillAndReapTwin(int pid, int twin)
     {
-        LibC.kill(twin, LibC.SIGKILL);
         // We are its tracer: collect the exit first, then it is the target's zombie.
-        Interop.Ptrace.Wait(twin, StopTimeout);
-        if (!ProcFs.Exists(pid)) return TimeSpan.Zero;
+        KillTraced(twin);
+        // A target that is gone or dying has nobody to reap the twin but its reaper.
+        if (Interop.Ptrace.ThreadState(pid, pid) is 'Z' or 'X' or '\0') return TimeSpan.Zero;
         using var pin = CpuPin.ToCpuOf(pid, _log);
         var sw = Stopwatch.StartNew();
         var seized = new Dictionary<int, Seized>();
@@ -496,7 +609,7 @@ public sealed class LiveSnapshotter
         }
         finally
         {
-            DetachAll(seized);
+            DetachAll(seized, pid);
         }
         return sw.Elapsed;
     }
