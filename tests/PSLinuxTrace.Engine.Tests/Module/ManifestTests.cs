@@ -55,6 +55,14 @@ public class ManifestTests
             Assert.NotEmpty(names);
             foreach (string n in names)
                 Assert.True(types.Contains(n), $"{file} names type {n}, which the engine does not export");
+            // A property a view names but the type lacks shows as a silently empty column in pwsh.
+            foreach (var view in doc.Descendants("View"))
+            {
+                var viewTypes = view.Descendants("TypeName").Select(e => typeof(LinuxTraceException).Assembly.GetType(e.Value.Trim())!).ToList();
+                foreach (string prop in view.Descendants("PropertyName").Select(e => e.Value.Trim()))
+                    Assert.True(viewTypes.All(t => t.GetProperty(prop) is not null),
+                        $"{file}, view {view.Element("Name")?.Value}: property {prop} is not on {string.Join(", ", viewTypes.Select(t => t.Name))}");
+            }
         }
     }
 
