@@ -89,8 +89,7 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
                 : new LiveSnapshotter(Log).Save(Id, output, Include, Progress, StopToken);
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
-            DrainLog();
-            foreach (string w in result.Warnings) WriteWarning(w);
+            DrainLog(); // the engine logged each of result.Warnings as a warning when it happened
             WriteObject(result);
         }
         catch (OperationCanceledException)
