@@ -11,6 +11,17 @@ public static class Fixtures
     private static readonly string Dir = Directory.CreateTempSubdirectory("pslt-fixtures-").FullName;
     private static readonly ConcurrentDictionary<string, Lazy<string>> Built = new();
 
+    static Fixtures()
+    {
+        // The folder holds the built fixtures and test cores of this run only: gone when the run ends.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(Dir, recursive: true); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        };
+    }
+
     /// <summary>Compiles tests/Fixtures/<paramref name="name"/>.c; returns the executable's path.</summary>
     /// <param name="name">file name without .c</param>
     /// <param name="flags">extra cc flags, e.g. "-no-pie", "-static", "-pthread"</param>
@@ -29,7 +40,7 @@ public static class Fixtures
         })).Value;
     }
 
-    /// <summary>A scratch folder for this test run (deleted by the OS's tmp cleaning, not by us).</summary>
+    /// <summary>A scratch folder for this test run, deleted when the test process exits.</summary>
     public static string ScratchDirectory { get; } = Dir;
 
     private static string Sanitize(string flags) =>
