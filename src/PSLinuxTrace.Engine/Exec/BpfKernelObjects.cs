@@ -4,7 +4,7 @@ using PSLinuxTrace.Engine.Interop;
 namespace PSLinuxTrace.Engine.Exec;
 
 /// <summary>A BPF map in the kernel; closing the fd frees it (unless something else holds it).</summary>
-public sealed unsafe class BpfMap : IDisposable
+public sealed class BpfMap : IDisposable
 {
     public SafeFileDescriptor Fd { get; }
     public BpfMapSpec Spec { get; }
@@ -13,14 +13,7 @@ public sealed unsafe class BpfMap : IDisposable
 
     public static BpfMap Create(BpfMapSpec spec)
     {
-        var attr = new Bpf.MapCreateAttr
-        {
-            map_type = spec.Type, key_size = spec.KeySize, value_size = spec.ValueSize,
-            max_entries = spec.MaxEntries, map_flags = spec.Flags,
-        };
-        byte[] name = Encoding.ASCII.GetBytes(spec.Name);
-        for (int i = 0; i < Math.Min(name.Length, 15); i++) attr.map_name[i] = name[i];
-        long fd = Bpf.Call(Bpf.BPF_MAP_CREATE, ref attr);
+        long fd = Bpf.MapCreate(spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags, Encoding.ASCII.GetBytes(spec.Name));
         if (fd < 0) throw BpfError(Errno.Last, $"BPF_MAP_CREATE ({spec.Name})");
         return new BpfMap(new SafeFileDescriptor((int)fd), spec);
     }
@@ -28,23 +21,14 @@ public sealed unsafe class BpfMap : IDisposable
     public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         if (key.Length != Spec.KeySize || value.Length != Spec.ValueSize) throw new ArgumentException($"Key/value sizes do not match map {Spec.Name}.");
-        fixed (byte* k = key)
-        fixed (byte* v = value)
-        {
-            var attr = new Bpf.MapElemAttr { map_fd = (uint)Fd.Fd, key = (ulong)k, value = (ulong)v, flags = Bpf.BPF_ANY };
-            if (Bpf.Call(Bpf.BPF_MAP_UPDATE_ELEM, ref attr) < 0) throw BpfError(Errno.Last, $"BPF_MAP_UPDATE_ELEM ({Spec.Name})");
-        }
+        if (Bpf.MapUpdate(Fd.Fd, key, value, Bpf.BPF_ANY) < 0) throw BpfError(Errno.Last, $"BPF_MAP_UPDATE_ELEM ({Spec.Name})");
     }
 
     public byte[] Lookup(ReadOnlySpan<byte> key)
     {
+        if (key.Length != Spec.KeySize) throw new ArgumentException($"Key size does not match map {Spec.Name}.");
         byte[] value = new byte[Spec.ValueSize];
-        fixed (byte* k = key)
-        fixed (byte* v = value)
-        {
-            var attr = new Bpf.MapElemAttr { map_fd = (uint)Fd.Fd, key = (ulong)k, value = (ulong)v };
-            if (Bpf.Call(Bpf.BPF_MAP_LOOKUP_ELEM, ref attr) < 0) throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
-        }
+        if (Bpf.MapLookup(Fd.Fd, key, value) < 0) throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
         return value;
     }
 
@@ -59,7 +43,7 @@ public sealed unsafe class BpfMap : IDisposable
 }
 
 /// <summary>A loaded BPF program.</summary>
-public sealed unsafe class BpfProgram : IDisposable
+public sealed class BpfProgram : IDisposable
 {
     public SafeFileDescriptor Fd { get; }
     public string Name { get; }
@@ -97,36 +81,17 @@ public sealed unsafe class BpfProgram : IDisposable
         throw Errno.ToException(errno, $"BPF_PROG_LOAD ({name})");
     }
 
-    private static long TryLoad(uint progType, ReadOnlySpan<byte> insns, byte[] license, byte[] name, byte[]? log)
-    {
-        fixed (byte* i = insns)
-        fixed (byte* l = license)
-        fixed (byte* lb = log)
-        {
-            var attr = new Bpf.ProgLoadAttr
-            {
-                prog_type = progType, insn_cnt = (uint)(insns.Length / Bpf.InsnSize), insns = (ulong)i, license = (ulong)l,
-                log_level = log is null ? 0u : 1u, log_size = (uint)(log?.Length ?? 0), log_buf = (ulong)lb,
-            };
-            for (int k = 0; k < Math.Min(name.Length, 15); k++)
-            {
-                byte c = name[k];
-                // The kernel accepts only [A-Za-z0-9_.] in object names.
-                attr.prog_name[k] = char.IsAsciiLetterOrDigit((char)c) || c == '_' || c == '.' ? c : (byte)'_';
-            }
-            return Bpf.Call(Bpf.BPF_PROG_LOAD, ref attr);
-        }
-    }
+    private static long TryLoad(uint progType, ReadOnlySpan<byte> insns, byte[] license, byte[] name, byte[]? log) =>
+        Bpf.ProgLoad(progType, insns, license, name, log);
 
     /// <summary>The kernel's id for this program (what `bpftool prog show` lists).</summary>
     public uint Id
     {
         get
         {
-            var info = new Bpf.ProgInfo();
-            var attr = new Bpf.ObjGetInfoAttr { bpf_fd = (uint)Fd.Fd, info_len = (uint)sizeof(Bpf.ProgInfo), info = (ulong)&info };
-            Errno.Check(Bpf.Call(Bpf.BPF_OBJ_GET_INFO_BY_FD, ref attr), "BPF_OBJ_GET_INFO_BY_FD");
-            return info.id;
+            long id = Bpf.ProgId(Fd.Fd);
+            Errno.Check(id, "BPF_OBJ_GET_INFO_BY_FD");
+            return (uint)id;
         }
     }
 

@@ -99,7 +99,8 @@ public sealed class ExecWatcher : IDisposable
             if (configMap.Spec.ValueSize != ConfigSize) throw new BadInputFormatException($"{ObjectResource}: config map value is {configMap.Spec.ValueSize} bytes, expected {ConfigSize}.");
             configMap.Update(new byte[4], config);
 
-            _ring = new RingBufferReader(_events);
+            if (_events.Spec.Type != Bpf.BPF_MAP_TYPE_RINGBUF) throw new BadInputFormatException($"Map {_events.Spec.Name} of the BPF object is not a ring buffer.");
+            _ring = new RingBufferReader(_events.Fd, _events.Spec.MaxEntries);
             _kernelObjects.Add(_ring);
 
             foreach (BpfProgramSpec prog in obj.Programs)

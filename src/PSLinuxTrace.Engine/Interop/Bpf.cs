@@ -97,6 +97,73 @@ internal static unsafe partial class Bpf
     [LibraryImport(LibC.Lib, EntryPoint = "syscall", SetLastError = true)]
     private static partial long syscall3(long number, long cmd, void* attr, long size);
 
+    // The commands with pointers in their attr, wrapped over spans so that no caller outside Interop
+    // needs unsafe code. Each returns the bpf() result, or -1 with errno set.
+
+    /// <summary>BPF_MAP_CREATE; <paramref name="name"/> is cut to 15 bytes (BPF_OBJ_NAME_LEN with its NUL).</summary>
+    internal static long MapCreate(uint type, uint keySize, uint valueSize, uint maxEntries, uint flags, ReadOnlySpan<byte> name)
+    {
+        var attr = new MapCreateAttr { map_type = type, key_size = keySize, value_size = valueSize, max_entries = maxEntries, map_flags = flags };
+        for (int i = 0; i < Math.Min(name.Length, 15); i++) attr.map_name[i] = name[i];
+        return Call(BPF_MAP_CREATE, ref attr);
+    }
+
+    /// <summary>BPF_MAP_UPDATE_ELEM: sets the value of <paramref name="key"/>.</summary>
+    internal static long MapUpdate(int mapFd, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags)
+    {
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            var attr = new MapElemAttr { map_fd = (uint)mapFd, key = (ulong)k, value = (ulong)v, flags = flags };
+            return Call(BPF_MAP_UPDATE_ELEM, ref attr);
+        }
+    }
+
+    /// <summary>BPF_MAP_LOOKUP_ELEM: the kernel writes the value of <paramref name="key"/> into <paramref name="value"/>.</summary>
+    internal static long MapLookup(int mapFd, ReadOnlySpan<byte> key, Span<byte> value)
+    {
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            var attr = new MapElemAttr { map_fd = (uint)mapFd, key = (ulong)k, value = (ulong)v };
+            return Call(BPF_MAP_LOOKUP_ELEM, ref attr);
+        }
+    }
+
+    /// <summary>
+    /// BPF_PROG_LOAD. <paramref name="license"/> ends with its NUL; <paramref name="name"/> is cut to 15
+    /// bytes of [A-Za-z0-9_.] (the only ones the kernel accepts in object names); an empty
+    /// <paramref name="log"/> asks for no verifier log, a buffer for a level-1 log.
+    /// </summary>
+    internal static long ProgLoad(uint progType, ReadOnlySpan<byte> instructions, ReadOnlySpan<byte> license, ReadOnlySpan<byte> name, Span<byte> log)
+    {
+        fixed (byte* i = instructions)
+        fixed (byte* l = license)
+        fixed (byte* lb = log)
+        {
+            var attr = new ProgLoadAttr
+            {
+                prog_type = progType, insn_cnt = (uint)(instructions.Length / InsnSize), insns = (ulong)i, license = (ulong)l,
+                log_level = log.IsEmpty ? 0u : 1u, log_size = (uint)log.Length, log_buf = log.IsEmpty ? 0 : (ulong)lb,
+            };
+            for (int k = 0; k < Math.Min(name.Length, 15); k++)
+            {
+                byte c = name[k];
+                attr.prog_name[k] = char.IsAsciiLetterOrDigit((char)c) || c == '_' || c == '.' ? c : (byte)'_';
+            }
+            return Call(BPF_PROG_LOAD, ref attr);
+        }
+    }
+
+    /// <summary>BPF_OBJ_GET_INFO_BY_FD on a program: its kernel id (what `bpftool prog show` lists), or -1 with errno set.</summary>
+    internal static long ProgId(int progFd)
+    {
+        var info = new ProgInfo();
+        var attr = new ObjGetInfoAttr { bpf_fd = (uint)progFd, info_len = (uint)sizeof(ProgInfo), info = (ulong)&info };
+        long r = Call(BPF_OBJ_GET_INFO_BY_FD, ref attr);
+        return r < 0 ? r : info.id;
+    }
+
     /// <summary>bpf(cmd, attr, sizeof attr); returns the result or -1 with errno set.</summary>
     internal static long Call<T>(int cmd, ref T attr) where T : unmanaged
     {

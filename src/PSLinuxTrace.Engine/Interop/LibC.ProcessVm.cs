@@ -9,6 +9,20 @@ internal static partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     internal static unsafe partial nint process_vm_readv(int pid, IoVec* local_iov, nuint liovcnt, IoVec* remote_iov, nuint riovcnt, nuint flags);
 
+    /// <summary>
+    /// One process_vm_readv of <c>local.Length</c> bytes at <paramref name="remote"/> in <paramref name="pid"/>:
+    /// the bytes copied (short at the first unreadable page), or -1 with errno set.
+    /// </summary>
+    internal static unsafe nint ProcessVmRead(int pid, Span<byte> local, ulong remote)
+    {
+        fixed (byte* p = local)
+        {
+            var l = new IoVec { iov_base = (nint)p, iov_len = (nuint)local.Length };
+            var r = new IoVec { iov_base = (nint)remote, iov_len = (nuint)local.Length };
+            return process_vm_readv(pid, &l, 1, &r, 1, 0);
+        }
+    }
+
     [LibraryImport(Lib, SetLastError = true)]
     internal static unsafe partial nint process_vm_writev(int pid, IoVec* local_iov, nuint liovcnt, IoVec* remote_iov, nuint riovcnt, nuint flags);
 }

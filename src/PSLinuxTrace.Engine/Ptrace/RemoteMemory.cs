@@ -14,23 +14,18 @@ public static class RemoteMemory
     /// read (short at the first unreadable page, 0 when nothing is readable there).
     /// Throws <see cref="ProcessNotFoundException"/> when the process is gone.
     /// </summary>
-    public static unsafe int Read(int pid, ulong address, Span<byte> buffer)
+    public static int Read(int pid, ulong address, Span<byte> buffer)
     {
         if (buffer.IsEmpty) return 0;
         int done = 0;
-        fixed (byte* p = buffer)
+        while (done < buffer.Length)
         {
-            while (done < buffer.Length)
-            {
-                var local = new IoVec { iov_base = (nint)(p + done), iov_len = (nuint)(buffer.Length - done) };
-                var remote = new IoVec { iov_base = (nint)(address + (ulong)done), iov_len = (nuint)(buffer.Length - done) };
-                nint n = LibC.process_vm_readv(pid, &local, 1, &remote, 1, 0);
-                if (n > 0) { done += (int)n; continue; }
-                int errno = n < 0 ? Errno.Last : 0;
-                if (errno == Errno.ESRCH) throw new ProcessNotFoundException(pid);
-                if (errno == Errno.EPERM) throw Errno.ToException(errno, "process_vm_readv", pid);
-                break; // EFAULT (unmapped or unreadable page) or 0 bytes: try /proc/PID/mem below
-            }
+            nint n = LibC.ProcessVmRead(pid, buffer[done..], address + (ulong)done);
+            if (n > 0) { done += (int)n; continue; }
+            int errno = n < 0 ? Errno.Last : 0;
+            if (errno == Errno.ESRCH) throw new ProcessNotFoundException(pid);
+            if (errno == Errno.EPERM) throw Errno.ToException(errno, "process_vm_readv", pid);
+            break; // EFAULT (unmapped or unreadable page) or 0 bytes: try /proc/PID/mem below
         }
         if (done < buffer.Length)
             done += ReadProcMem(pid, address + (ulong)done, buffer[done..]);

@@ -1,6 +1,4 @@
-using PSLinuxTrace.Engine.Interop;
-
-namespace PSLinuxTrace.Engine.Exec;
+namespace PSLinuxTrace.Engine.Interop;
 
 /// <summary>
 /// Consumer side of a BPF_MAP_TYPE_RINGBUF map (kernel/bpf/ringbuf.c): the consumer position page
@@ -20,16 +18,17 @@ public sealed unsafe class RingBufferReader : IDisposable
 
     public delegate void RecordHandler(ReadOnlySpan<byte> record);
 
-    public RingBufferReader(BpfMap map)
+    /// <param name="mapFd">a BPF_MAP_TYPE_RINGBUF map (the caller checks the type)</param>
+    /// <param name="size">its max_entries: the data size in bytes, a power of two</param>
+    public RingBufferReader(SafeFileDescriptor mapFd, uint size)
     {
-        if (map.Spec.Type != Bpf.BPF_MAP_TYPE_RINGBUF) throw new ArgumentException($"{map.Spec.Name} is not a ring buffer map.");
+        if (size == 0 || (size & (size - 1)) != 0) throw new ArgumentException($"A ring buffer's size is a power of two, not {size}.");
         _page = (nuint)LibC.sysconf(LibC._SC_PAGESIZE);
-        ulong size = map.Spec.MaxEntries;
         _mask = size - 1;
-        _consumer = LibC.mmap(0, _page, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, map.Fd.Fd, 0);
+        _consumer = LibC.mmap(0, _page, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, mapFd.Fd, 0);
         if (_consumer == LibC.MAP_FAILED) throw Errno.ToException(Errno.Last, "mmap (ring buffer consumer page)");
         _producerLength = _page + 2 * (nuint)size;
-        _producer = LibC.mmap(0, _producerLength, LibC.PROT_READ, LibC.MAP_SHARED, map.Fd.Fd, (long)_page);
+        _producer = LibC.mmap(0, _producerLength, LibC.PROT_READ, LibC.MAP_SHARED, mapFd.Fd, (long)_page);
         if (_producer == LibC.MAP_FAILED)
         {
             int e = Errno.Last;
@@ -48,7 +47,7 @@ public sealed unsafe class RingBufferReader : IDisposable
         byte* ev = stackalloc byte[LibC.EpollEventMaxSize];
         new Span<byte>(ev, LibC.EpollEventMaxSize).Clear();
         *(uint*)ev = LibC.EPOLLIN;
-        if (LibC.epoll_ctl(ep, LibC.EPOLL_CTL_ADD, map.Fd.Fd, ev) < 0)
+        if (LibC.epoll_ctl(ep, LibC.EPOLL_CTL_ADD, mapFd.Fd, ev) < 0)
         {
             int e = Errno.Last;
             Dispose();
