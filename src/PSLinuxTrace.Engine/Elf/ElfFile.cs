@@ -19,9 +19,9 @@ public sealed class ElfFile : IDisposable
     private readonly MappedFile _data;
     private readonly object _gate = new();
     private IReadOnlyList<ElfSection>? _sections;
-    private ElfSymbolTable? _symtab, _dynsym;
-    private bool _symtabLoaded, _dynsymLoaded, _buildIdLoaded;
-    private byte[]? _buildId;
+    // Loaded on first use, once, thread-safely; a bad-format error is remembered like a result.
+    private readonly Lazy<ElfSymbolTable?> _symtab, _dynsym;
+    private readonly Lazy<byte[]?> _buildId;
 
     public string Name { get; }
     public long Length => _data.Length;
@@ -32,6 +32,9 @@ public sealed class ElfFile : IDisposable
     {
         _data = data;
         Name = name;
+        _symtab = new(() => LoadSymbolTable(ElfSection.SHT_SYMTAB));
+        _dynsym = new(() => LoadSymbolTable(ElfSection.SHT_DYNSYM));
+        _buildId = new(ReadBuildId);
         try
         {
             Header = ReadHeader();
@@ -230,40 +233,10 @@ public sealed class ElfFile : IDisposable
     // ---------------------------------------------------------------- symbols
 
     /// <summary>The static symbol table (.symtab), or null when the file is stripped.</summary>
-    public ElfSymbolTable? SymbolTable
-    {
-        get
-        {
-            if (_symtabLoaded) return _symtab;
-            lock (_gate)
-            {
-                if (!_symtabLoaded)
-                {
-                    _symtab = LoadSymbolTable(ElfSection.SHT_SYMTAB);
-                    _symtabLoaded = true;
-                }
-                return _symtab;
-            }
-        }
-    }
+    public ElfSymbolTable? SymbolTable => _symtab.Value;
 
     /// <summary>The dynamic symbol table (.dynsym), or null for static executables and cores.</summary>
-    public ElfSymbolTable? DynamicSymbols
-    {
-        get
-        {
-            if (_dynsymLoaded) return _dynsym;
-            lock (_gate)
-            {
-                if (!_dynsymLoaded)
-                {
-                    _dynsym = LoadSymbolTable(ElfSection.SHT_DYNSYM);
-                    _dynsymLoaded = true;
-                }
-                return _dynsym;
-            }
-        }
-    }
+    public ElfSymbolTable? DynamicSymbols => _dynsym.Value;
 
     private ElfSymbolTable? LoadSymbolTable(uint type)
     {
@@ -402,22 +375,14 @@ public sealed class ElfFile : IDisposable
     private static ulong AlignUp(ulong v, uint a) => (v + a - 1) & ~(ulong)(a - 1);
 
     /// <summary>The GNU build-id (NT_GNU_BUILD_ID), or null.</summary>
-    public byte[]? BuildId
+    public byte[]? BuildId => _buildId.Value;
+
+    private byte[]? ReadBuildId()
     {
-        get
-        {
-            if (_buildIdLoaded) return _buildId;
-            foreach (var n in GetNotes())
-            {
-                if (n.Type == ElfNote.NT_GNU_BUILD_ID && n.Name == "GNU" && n.DescriptorSize is > 0 and <= 64)
-                {
-                    _buildId = n.Descriptor(this).ToArray();
-                    break;
-                }
-            }
-            _buildIdLoaded = true;
-            return _buildId;
-        }
+        foreach (var n in GetNotes())
+            if (n.Type == ElfNote.NT_GNU_BUILD_ID && n.Name == "GNU" && n.DescriptorSize is > 0 and <= 64)
+                return n.Descriptor(this).ToArray();
+        return null;
     }
 
     /// <summary>The build-id as lowercase hex, as `file` and debuginfod spell it, or null.</summary>
