@@ -13,6 +13,11 @@ public class CpuPinTests
     public void PinsToTheTargetsLastCpuAndRestoresTheMask()
     {
         using var p = FixtureProcess.Start("/bin/sh", "-c", "echo ready; exec cat");
+        // Compared once cat sleeps on its stdin: a process still running (or exec'ing) may move to the
+        // other CPU between our read and ps's, as it once did in CI.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!(PSLinuxTrace.Engine.Procfs.ProcFs.ReadComm(p.Process.Id) == "cat" && PSLinuxTrace.Engine.Procfs.ProcFs.ReadStatus(p.Process.Id).State == 'S') && DateTime.UtcNow < deadline)
+            Thread.Sleep(10);
         int cpu = CpuPin.LastCpu(p.Process.Id);
         Assert.InRange(cpu, 0, Environment.ProcessorCount - 1);
         // The same figure ps prints as PSR.
