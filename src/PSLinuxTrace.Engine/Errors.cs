@@ -31,10 +31,13 @@ public sealed class ProcessNotFoundException(int pid, string? message = null, Ex
     public override string ErrorId => "ProcessNotFound";
 }
 
-/// <summary>The running kernel (or its configuration) lacks a feature we need.</summary>
-public sealed class UnsupportedFeatureException(string feature, string? minimumVersion = null, string? detail = null, Exception? inner = null)
+/// <summary>
+/// The running kernel (or its configuration) lacks a feature we need, or (<paramref name="byKernel"/>
+/// false) the target is of a kind the operation cannot handle, such as a kernel thread.
+/// </summary>
+public sealed class UnsupportedFeatureException(string feature, string? minimumVersion = null, string? detail = null, Exception? inner = null, bool byKernel = true)
     : LinuxTraceException(
-        $"{feature} is not supported by this kernel" +
+        $"{feature} is not supported{(byKernel ? " by this kernel" : "")}" +
         (minimumVersion is null ? "" : $" (needs Linux {minimumVersion} or later)") +
         (detail is null ? "." : $": {detail}"), inner)
 {

@@ -161,11 +161,18 @@ public sealed class LiveSnapshotter
             if (key == "State") zombie = value.StartsWith('Z') || value.StartsWith('X');
             else if (key == "Threads" && int.TryParse(value, out int n)) threads = n;
             else if (key == "Kthread" && value == "1")
-                throw new UnsupportedFeatureException("Snapshotting a kernel thread", null, $"process {pid} is a kernel thread: it has no user memory and cannot be traced.");
+                throw new UnsupportedFeatureException("Snapshotting a kernel thread", null, $"process {pid} is a kernel thread: it has no user memory and cannot be traced.", byKernel: false);
         }
-        // A leader that called pthread_exit is a zombie too, but its other threads run on: that one is snapshotted.
         if (zombie && threads <= 1)
             throw new ProcessNotFoundException(pid, $"Process {pid} has exited (it is a zombie waiting for its parent); it has no memory left to snapshot.");
+        // A leader that called pthread_exit is a zombie too while its other threads run on; ptrace cannot
+        // stop an exited thread, and /proc/PID shows no memory through it.
+        // A killed process also shows a zombie leader for a moment while its other threads die.
+        if (zombie && DiesWithin(pid, TimeSpan.FromMilliseconds(500)))
+            throw new ProcessNotFoundException(pid, $"Process {pid} has exited; it has no memory left to snapshot.");
+        if (zombie)
+            throw new UnsupportedFeatureException("Snapshotting a process whose main thread has exited", null,
+                $"the main thread of process {pid} has exited while its other {threads - 1} thread(s) run on; ptrace cannot stop an exited thread.", byKernel: false);
     }
 
     /// <summary>Seizes and interrupts every thread, until no new thread appears.</summary>
@@ -291,6 +298,24 @@ public sealed class LiveSnapshotter
             if (status is int st && LibC.WIFSTOPPED(st)) Interop.Ptrace.Detach(s.Tid, s.PendingSignal);
         }
         catch (ProcessNotFoundException) { }
+    }
+
+    private static bool DiesWithin(int pid, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!IsDead(pid))
+        {
+            if (DateTime.UtcNow >= deadline) return false;
+            Thread.Sleep(10);
+        }
+        return true;
+    }
+
+    /// <summary>Whether every thread of the process has exited (or the process is gone).</summary>
+    private static bool IsDead(int pid)
+    {
+        try { return ProcFs.ListThreads(pid).All(t => Interop.Ptrace.ThreadState(pid, t) is 'Z' or 'X' or '\0'); }
+        catch (ProcessNotFoundException) { return true; }
     }
 
     /// <summary>Whether a thread is dying or dead (polls briefly: a SIGKILLed thread is still 'R' for a moment).</summary>
@@ -587,8 +612,8 @@ public sealed class LiveSnapshotter
     {
         // We are its tracer: collect the exit first, then it is the target's zombie.
         KillTraced(twin);
-        // A target that is gone or dying has nobody to reap the twin but its reaper.
-        if (Interop.Ptrace.ThreadState(pid, pid) is 'Z' or 'X' or '\0') return TimeSpan.Zero;
+        // A target that is gone or dying (every thread exited) has nobody to reap the twin but its reaper.
+        if (IsDead(pid)) return TimeSpan.Zero;
         using var pin = CpuPin.ToCpuOf(pid, _log);
         var sw = Stopwatch.StartNew();
         var seized = new Dictionary<int, Seized>();

@@ -346,7 +346,26 @@ public sealed class LiveSnapshotTests : IDisposable
         string core = CorePath("kthread");
         var ex = Assert.Throws<UnsupportedFeatureException>(() => Save(kthreadd, core));
         Assert.Contains("kernel thread", ex.Message);
+        Assert.DoesNotContain("by this kernel", ex.Message); // the kernel supports it; the target is the wrong kind
         Assert.False(File.Exists(core));
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void AProcessWhoseMainThreadExitedIsUnsupportedAndRunsOnUntouched()
+    {
+        using var p = FixtureProcess.StartGrandchild(Fixtures.Build("leader_exit", "-pthread"));
+        int pid = p.TargetPid;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (ProcFs.ReadStatus(pid).State != 'Z' && DateTime.UtcNow < deadline) Thread.Sleep(10);
+        Assert.Equal('Z', ProcFs.ReadStatus(pid).State);
+        Assert.Equal(2, ProcFs.ListThreads(pid).Count);
+        string core = CorePath("leaderexit");
+        var ex = Assert.Throws<UnsupportedFeatureException>(() => Save(pid, core));
+        Assert.Contains("main thread", ex.Message);
+        Assert.DoesNotContain("kernel", ex.Message);
+        Assert.False(File.Exists(core));
+        Assert.Equal(0, ProcFs.ReadStatus(pid).TracerPid);
+        Assert.Equal("alive", p.Ask("still there?"));
     }
 
     [PrivilegedFact("ptrace of a running process")]
