@@ -1,6 +1,6 @@
 /* Snapshot fixture: N threads (argv[1]) keep checksumming a 16 MiB buffer whose expected sum is
  * known, and sleep briefly between rounds (so they are often inside a system call when a snapshot
- * stops them). Prints pid and "ready"; each line on stdin is answered with "rounds=R errors=E".
+ * stops them). Prints pid and, once every worker runs, "ready"; each line on stdin is answered with "rounds=R errors=E".
  * A wrong checksum or a failed system call counts as an error: a snapshot must cause none. */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +15,7 @@
 static uint8_t *buffer;
 static uint64_t expected;
 static volatile long rounds, errors;
+static volatile int started;
 volatile uint64_t pslt_marker = 0x5ca1ab1e0ddba11ULL;
 
 static uint64_t sum(void)
@@ -27,6 +28,7 @@ static uint64_t sum(void)
 __attribute__((noinline)) void *pslt_checksum_loop(void *arg)
 {
     (void)arg;
+    __sync_fetch_and_add(&started, 1);
     for (;;) {
         if (sum() != expected) __sync_fetch_and_add(&errors, 1);
         struct timespec ts = { 0, 200000 };
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
         pthread_t t;
         pthread_create(&t, NULL, pslt_checksum_loop, NULL);
     }
+    /* "ready" only once every worker is inside its loop, so a snapshot finds each one there. */
+    while (started < threads) usleep(1000);
     printf("pid=%d\n", getpid());
     printf("pslt_marker=%p\n", (void *)&pslt_marker);
     printf("ready\n");
