@@ -60,7 +60,7 @@ public sealed class BpfProgram : IDisposable
             throw new BadInputFormatException($"Program {name}: {instructions.Length} bytes is not a whole number of instructions.");
         byte[] lic = Encoding.ASCII.GetBytes(license + "\0");
         byte[] nameBytes = Encoding.ASCII.GetBytes(name);
-        long fd = TryLoad(progType, instructions, lic, nameBytes, null);
+        long fd = Bpf.ProgLoad(progType, instructions, lic, nameBytes, Span<byte>.Empty);
         if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);
         int errno = Errno.Last;
         if (errno is Errno.EPERM) throw BpfMap.BpfError(errno, $"BPF_PROG_LOAD ({name})");
@@ -68,7 +68,7 @@ public sealed class BpfProgram : IDisposable
         for (int size = 1 << 20; size <= 1 << 26; size <<= 2)
         {
             byte[] log = new byte[size];
-            fd = TryLoad(progType, instructions, lic, nameBytes, log);
+            fd = Bpf.ProgLoad(progType, instructions, lic, nameBytes, log);
             if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);   // passed on the retry
             int e = Errno.Last;
             if (e == Errno.ENOSPC) continue;
@@ -80,9 +80,6 @@ public sealed class BpfProgram : IDisposable
         }
         throw Errno.ToException(errno, $"BPF_PROG_LOAD ({name})");
     }
-
-    private static long TryLoad(uint progType, ReadOnlySpan<byte> insns, byte[] license, byte[] name, byte[]? log) =>
-        Bpf.ProgLoad(progType, insns, license, name, log);
 
     /// <summary>The kernel's id for this program (what `bpftool prog show` lists).</summary>
     public uint Id

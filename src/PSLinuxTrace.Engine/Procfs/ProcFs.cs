@@ -84,6 +84,16 @@ public static class ProcFs
         _ => Errno.ToException(errno, "read", pid, path),
     };
 
+    /// <summary>
+    /// The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses, so it
+    /// is skipped at the last ')'): index 0 is field 3 (state), so field N of proc(5) is at N - 3.
+    /// </summary>
+    public static string[] ReadStatFields(int pid)
+    {
+        string stat = ReadText(pid, "stat");
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    }
+
     /// <summary>The memory mappings of a process.</summary>
     public static List<MemoryMapping> ReadMaps(int pid) => MemoryMapping.ParseAll(ReadText(pid, "maps"));
 

@@ -34,8 +34,7 @@ internal sealed class CpuPin : IDisposable
     {
         try
         {
-            string stat = ProcFs.ReadText(pid, "stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var fields = ProcFs.ReadStatFields(pid);
             return fields.Length > 36 && int.TryParse(fields[36], out int cpu) ? cpu : -1;
         }
         catch (LinuxTraceException) { return -1; }

@@ -168,7 +168,7 @@ public sealed class LiveSnapshotter
         // A leader that called pthread_exit is a zombie too while its other threads run on; ptrace cannot
         // stop an exited thread, and /proc/PID shows no memory through it.
         // A killed process also shows a zombie leader for a moment while its other threads die.
-        if (zombie && DiesWithin(pid, TimeSpan.FromMilliseconds(500)))
+        if (zombie && Within(TimeSpan.FromMilliseconds(500), () => IsDead(pid)))
             throw new ProcessNotFoundException(pid, $"Process {pid} has exited; it has no memory left to snapshot.");
         if (zombie)
             throw new UnsupportedFeatureException("Snapshotting a process whose main thread has exited", null,
@@ -300,10 +300,11 @@ public sealed class LiveSnapshotter
         catch (ProcessNotFoundException) { }
     }
 
-    private static bool DiesWithin(int pid, TimeSpan timeout)
+    /// <summary>Polls <paramref name="condition"/> every 10 ms until it holds (true) or <paramref name="timeout"/> passes (false).</summary>
+    private static bool Within(TimeSpan timeout, Func<bool> condition)
     {
         var deadline = DateTime.UtcNow + timeout;
-        while (!IsDead(pid))
+        while (!condition())
         {
             if (DateTime.UtcNow >= deadline) return false;
             Thread.Sleep(10);
@@ -311,25 +312,19 @@ public sealed class LiveSnapshotter
         return true;
     }
 
+    /// <summary>Whether a thread has exited: a zombie, dead, or gone from /proc.</summary>
+    private static bool HasExited(int pid, int tid) => Interop.Ptrace.ThreadState(pid, tid) is 'Z' or 'X' or '\0';
+
     /// <summary>Whether every thread of the process has exited (or the process is gone).</summary>
     private static bool IsDead(int pid)
     {
-        try { return ProcFs.ListThreads(pid).All(t => Interop.Ptrace.ThreadState(pid, t) is 'Z' or 'X' or '\0'); }
+        try { return ProcFs.ListThreads(pid).All(t => HasExited(pid, t)); }
         catch (ProcessNotFoundException) { return true; }
     }
 
     /// <summary>Whether a thread is dying or dead (polls briefly: a SIGKILLed thread is still 'R' for a moment).</summary>
-    private static bool IsExiting(int pid, int tid)
-    {
-        var deadline = DateTime.UtcNow.AddMilliseconds(500);
-        while (true)
-        {
-            char state = Interop.Ptrace.ThreadState(pid, tid);
-            if (state is 'Z' or 'X' or '\0' || !ProcFs.Exists(pid)) return true;
-            if (DateTime.UtcNow >= deadline) return false;
-            Thread.Sleep(10);
-        }
-    }
+    private static bool IsExiting(int pid, int tid) =>
+        Within(TimeSpan.FromMilliseconds(500), () => HasExited(pid, tid) || !ProcFs.Exists(pid));
 
     private CoreImage Collect(int pid, List<int> tids, SnapshotMemory include)
     {
@@ -341,8 +336,7 @@ public sealed class LiveSnapshotter
         image.State = status.State;
         image.Comm = ProcFs.ReadComm(pid);
         image.Arguments = string.Join(' ', ProcFs.ReadCommandLine(pid));
-        string stat = ProcFs.ReadText(pid, "stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var fields = ProcFs.ReadStatFields(pid);
         image.ProcessGroup = int.Parse(fields[2]);
         image.Session = int.Parse(fields[3]);
         image.Nice = int.Parse(fields[16]);
@@ -501,8 +495,7 @@ public sealed class LiveSnapshotter
         while (true)
         {
             if (Interop.Ptrace.Wait(tid, TimeSpan.FromMilliseconds(20)) is int status) return status;
-            if (Interop.Ptrace.ThreadState(pid, tid) is 'Z' or 'X' or '\0')
-                throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
+            if (HasExited(pid, tid)) throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
             if (DateTime.UtcNow >= deadline) throw new TargetBusyException($"Thread {tid} did not finish the injected system call.");
         }
     }
@@ -591,12 +584,7 @@ public sealed class LiveSnapshotter
     /// <summary>Field 22 of /proc/PID/stat: the start time in clock ticks since boot; null when gone.</summary>
     private static ulong? StartTime(int pid)
     {
-        try
-        {
-            string stat = ProcFs.ReadText(pid, "stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return ulong.Parse(fields[19]);
-        }
+        try { return ulong.Parse(ProcFs.ReadStatFields(pid)[19]); }
         catch (LinuxTraceException) { return null; }
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Snapshot;
 using PSLinuxTrace.Engine.Tests.Infrastructure;
 using Xunit;
@@ -16,7 +17,7 @@ public class CpuPinTests
         // Compared once cat sleeps on its stdin: a process still running (or exec'ing) may move to the
         // other CPU between our read and ps's, as it once did in CI.
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!(PSLinuxTrace.Engine.Procfs.ProcFs.ReadComm(p.Process.Id) == "cat" && PSLinuxTrace.Engine.Procfs.ProcFs.ReadStatus(p.Process.Id).State == 'S') && DateTime.UtcNow < deadline)
+        while (!(ProcFs.ReadComm(p.Process.Id) == "cat" && ProcFs.ReadStatus(p.Process.Id).State == 'S') && DateTime.UtcNow < deadline)
             Thread.Sleep(10);
         int cpu = CpuPin.LastCpu(p.Process.Id);
         Assert.InRange(cpu, 0, Environment.ProcessorCount - 1);
