@@ -60,7 +60,13 @@ public sealed class LiveSnapshotter
             _log.LogInformation("Stopped {Count} thread(s) of process {Pid}.", seized.Count, pid);
             image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
             int injector = seized.ContainsKey(pid) && !seized[pid].Gone ? pid : seized.Values.First(s => !s.Gone).Tid;
-            try
+            string? risk = InjectionRisk(pid, injector);
+            if (risk is not null)
+            {
+                warnings.Add(risk);
+                _log.LogWarning("{Message}", risk);
+            }
+            else try
             {
                 // The twin's pid is kept the moment the kernel reports it, so that a target killed before
                 // the injected call returns still leaves a twin the finally block below kills and reaps.
@@ -173,6 +179,22 @@ public sealed class LiveSnapshotter
         if (zombie)
             throw new UnsupportedFeatureException("Snapshotting a process whose main thread has exited", null,
                 $"the main thread of process {pid} has exited while its other {threads - 1} thread(s) run on; ptrace cannot stop an exited thread.", byKernel: false);
+    }
+
+    /// <summary>
+    /// Why no system call may be injected into <paramref name="tid"/>, or null: under seccomp (strict mode,
+    /// or a filter such as systemd's SystemCallFilter= or a container's profile) the kernel checks injected
+    /// calls like the thread's own, and a filter may answer clone() or wait4() by killing the process.
+    /// </summary>
+    private static string? InjectionRisk(int pid, int tid)
+    {
+        string mode;
+        try { mode = ProcessStatus.Parse(tid, ProcFs.ReadText(pid, $"task/{tid}/status")).Fields.GetValueOrDefault("Seccomp", "0"); }
+        catch (LinuxTraceException) { return null; }
+        if (mode == "0") return null;
+        string what = mode == "1" ? "seccomp strict mode" : "a seccomp filter";
+        return $"Process {pid} runs under {what}, which could refuse an injected system call or kill the process for it; " +
+            "so no twin is made and the process stays stopped while its memory is read (PausedFor covers the whole read).";
     }
 
     /// <summary>Seizes and interrupts every thread, until no new thread appears.</summary>

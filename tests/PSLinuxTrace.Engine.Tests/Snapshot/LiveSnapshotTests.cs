@@ -369,6 +369,26 @@ public sealed class LiveSnapshotTests : IDisposable
     }
 
     [PrivilegedFact("ptrace of a running process")]
+    public void AProcessUnderSeccompGetsNoInjectedCallAndRunsOn()
+    {
+        // Strict mode kills the process for any call but read, write, _exit and sigreturn: an injected
+        // clone() would be fatal, so the snapshot reads memory from the stopped process instead.
+        using var p = FixtureProcess.StartGrandchild(Fixtures.Build("seccomp_strict"));
+        int pid = p.TargetPid;
+        Assert.Equal("1", ProcFs.ReadStatus(pid).Fields["Seccomp"]);
+        string core = CorePath("seccomp");
+        var snap = Save(pid, core);
+        Assert.Equal("Stopped", snap.Method);
+        Assert.Contains(snap.Warnings, w => w.Contains("seccomp strict mode", StringComparison.Ordinal));
+        Assert.Equal("alive", p.Ask("still there?"));
+        Assert.Equal(0, ProcFs.ReadStatus(pid).TracerPid);
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var dump = reader.Read(core);
+        Assert.Equal(pid, dump.Pid);
+        Assert.Equal("seccomp-strict-marker", System.Text.Encoding.ASCII.GetString(dump.ReadMemory(p.Address("marker"), 21)));
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
     public void IncludeAllWritesTheTextTooAndDefaultDoesNot()
     {
         using var p = FixtureProcess.StartGrandchild(Exe, "0");
