@@ -23,6 +23,10 @@ internal sealed class CoreImage
         public string? Path;
         public ulong FileOffset;
         public ulong Inode;
+        /// <summary>A private mapping (copy-on-write), as opposed to a shared one.</summary>
+        public bool Private = true;
+        /// <summary>Where the segment's bytes are in the core file; -1: CoreWriter.Write lays them out in order.</summary>
+        public long CoreOffset = -1;
     }
 
     public int Pid, ParentPid, ProcessGroup, Session;

@@ -32,20 +32,10 @@ internal static class CoreWriter
         long notesOffset = headerSize;
         long dataOffset = Align(notesOffset + notes.Length, PageSize);
 
+        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
         var header = new byte[headerSize];
         var h = header.AsSpan();
-        "\u007fELF"u8.CopyTo(h);
-        h[4] = 2; h[5] = 1; h[6] = 1; h[7] = 0; // ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE
-        BinaryPrimitives.WriteUInt16LittleEndian(h[16..], (ushort)ElfType.Core);
-        BinaryPrimitives.WriteUInt16LittleEndian(h[18..], ElfHeader.EM_X86_64);
-        BinaryPrimitives.WriteUInt32LittleEndian(h[20..], 1);
-        BinaryPrimitives.WriteUInt64LittleEndian(h[32..], 64);        // e_phoff
-        BinaryPrimitives.WriteUInt16LittleEndian(h[52..], 64);        // e_ehsize
-        BinaryPrimitives.WriteUInt16LittleEndian(h[54..], 56);        // e_phentsize
-        BinaryPrimitives.WriteUInt16LittleEndian(h[56..], phnum >= 0xffff ? (ushort)0xffff : (ushort)phnum);
-        BinaryPrimitives.WriteUInt16LittleEndian(h[58..], 64);        // e_shentsize
-        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
-
+        BuildElfHeader(phnum, 64).CopyTo(h);
         var ph = h[64..];
         WritePhdr(ph, ElfProgramHeader.PT_NOTE, 0, (ulong)notesOffset, 0, (ulong)notes.Length, 0, 4);
         long offset = dataOffset;
@@ -61,47 +51,58 @@ internal static class CoreWriter
         output.SetLength(0);
         output.Write(header);
         output.Write(notes);
-        // Reading and writing overlap: this thread reads the next chunk while a task writes the last
-        // one (sparse: pages of zeros become holes).
+        var ranges = new List<(ulong Address, long Offset, ulong Length)>();
+        long position = dataOffset;
+        foreach (var s in image.Segments)
+        {
+            if (s.DumpSize > 0) ranges.Add((s.Start, position, s.DumpSize));
+            position += (long)s.DumpSize;
+        }
+        long unreadable = Copy(output, ranges, readMemory, progress, cancel, sparse: true, memoryRead);
+        output.SetLength(fileSize);
+        output.Flush(flushToDisk: false);
+        return (fileSize, unreadable);
+    }
+
+    /// <summary>
+    /// Copies memory into the file: each range's <c>Length</c> bytes at <c>Address</c> go to file offset
+    /// <c>Offset</c>. Reading and writing overlap: this thread reads the next chunk while a task writes the
+    /// last one. <paramref name="sparse"/>: pages of zeros are skipped (holes in a file that has none there
+    /// yet); else every byte is written. Unreadable pages are written as zeros; returns how many bytes were.
+    /// <paramref name="memoryRead"/> runs as soon as the last byte has been read (the rest is writing).
+    /// </summary>
+    internal static long Copy(FileStream output, IReadOnlyList<(ulong Address, long Offset, ulong Length)> ranges, MemoryReadFunc readMemory,
+        Action<long, long>? progress, CancellationToken cancel, bool sparse, Action? memoryRead = null)
+    {
         const int ChunkSize = 8 << 20;
+        long total = ranges.Sum(r => (long)r.Length);
         var free = new System.Collections.Concurrent.BlockingCollection<byte[]>(3);
         var full = new System.Collections.Concurrent.BlockingCollection<(byte[] Buffer, int Length, long Position)>(2);
-        for (int i = 0; i < 3; i++) free.Add(new byte[ChunkSize]);
+        for (int i = 0; i < 3; i++) free.Add(new byte[(int)Math.Min(ChunkSize, Math.Max(PageSize, ranges.Count == 0 ? 0 : ranges.Max(r => (long)r.Length)))]);
         var writer = Task.Run(() =>
         {
             foreach (var (buf, len, pos) in full.GetConsumingEnumerable())
             {
-                WriteSparse(output, buf.AsSpan(0, len), pos);
+                if (sparse) WriteSparse(output, buf.AsSpan(0, len), pos);
+                else RandomAccess.Write(output.SafeFileHandle, buf.AsSpan(0, len), pos);
                 free.Add(buf);
             }
         });
         long done = 0, unreadable = 0;
-        long position = dataOffset;
         try
         {
-            foreach (var s in image.Segments)
+            foreach (var (address, offset, length) in ranges)
             {
                 ulong segDone = 0;
-                while (segDone < s.DumpSize)
+                while (segDone < length)
                 {
                     cancel.ThrowIfCancellationRequested();
                     byte[] buffer = TakeFree(free, writer, cancel);
-                    int want = (int)Math.Min((ulong)buffer.Length, s.DumpSize - segDone);
+                    int want = (int)Math.Min((ulong)buffer.Length, length - segDone);
                     var chunk = buffer.AsSpan(0, want);
-                    int got = 0;
-                    while (got < want)
-                    {
-                        int n = readMemory(s.Start + segDone + (ulong)got, chunk[got..]);
-                        if (n > 0) { got += n; continue; }
-                        // An unreadable page: zeros, then go on with the next page.
-                        int skip = Math.Min(want - got, PageSize - (int)((s.Start + segDone + (ulong)got) % PageSize));
-                        chunk.Slice(got, skip).Clear();
-                        unreadable += skip;
-                        got += skip;
-                    }
-                    while (!full.TryAdd((buffer, want, position), 50, cancel))
+                    unreadable += ReadFully(address + segDone, chunk, readMemory);
+                    while (!full.TryAdd((buffer, want, offset + (long)segDone), 50, cancel))
                         if (writer.IsCompleted) break; // the writer failed: its exception is thrown below
-                    position += want;
                     segDone += (ulong)want;
                     done += want;
                     progress?.Invoke(done, total);
@@ -118,9 +119,53 @@ internal static class CoreWriter
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerException).Throw();
             }
         }
-        output.SetLength(fileSize);
-        output.Flush(flushToDisk: false);
-        return (fileSize, unreadable);
+        return unreadable;
+    }
+
+    /// <summary>Fills <paramref name="chunk"/> from memory at <paramref name="address"/>; unreadable pages become zeros. Returns how many bytes were.</summary>
+    internal static long ReadFully(ulong address, Span<byte> chunk, MemoryReadFunc readMemory)
+    {
+        long unreadable = 0;
+        int got = 0;
+        while (got < chunk.Length)
+        {
+            int n = readMemory(address + (ulong)got, chunk[got..]);
+            if (n > 0) { got += n; continue; }
+            // An unreadable page: zeros, then go on with the next page.
+            int skip = Math.Min(chunk.Length - got, PageSize - (int)((address + (ulong)got) % PageSize));
+            chunk.Slice(got, skip).Clear();
+            unreadable += skip;
+            got += skip;
+        }
+        return unreadable;
+    }
+
+    /// <summary>
+    /// Writes the ELF header at 0, and the program headers and notes of <paramref name="image"/>, whose
+    /// segments carry their own CoreOffset, after it when they fit in <paramref name="reserved"/> bytes,
+    /// else at <paramref name="dataEnd"/> (e_phoff may point anywhere). Returns the file's size.
+    /// </summary>
+    internal static long WriteHeaders(FileStream output, CoreImage image, long reserved, long dataEnd)
+    {
+        byte[] notes = BuildNotes(image);
+        int phnum = 1 + image.Segments.Count;
+        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
+        long tableSize = (long)phnum * 56 + notes.Length;
+        long phoff = 64 + tableSize <= reserved ? 64 : Align(dataEnd, 8);
+        var table = new byte[tableSize];
+        var ph = table.AsSpan();
+        WritePhdr(ph, ElfProgramHeader.PT_NOTE, 0, (ulong)(phoff + (long)phnum * 56), 0, (ulong)notes.Length, 0, 4);
+        for (int i = 0; i < image.Segments.Count; i++)
+        {
+            var s = image.Segments[i];
+            WritePhdr(ph[((i + 1) * 56)..], ElfProgramHeader.PT_LOAD, s.Flags, (ulong)Math.Max(0, s.CoreOffset), s.Start, s.DumpSize, s.End - s.Start, PageSize);
+        }
+        notes.CopyTo(ph[(phnum * 56)..]);
+        RandomAccess.Write(output.SafeFileHandle, BuildElfHeader(phnum, (ulong)phoff), 0);
+        RandomAccess.Write(output.SafeFileHandle, table, phoff);
+        long size = Math.Max(dataEnd, phoff + tableSize);
+        output.SetLength(size);
+        return size;
     }
 
     /// <summary>A free buffer; when the writer has failed (disk full), its exception instead of waiting forever.</summary>
@@ -151,6 +196,24 @@ internal static class CoreWriter
             output.Write(data[off..end]);
             off = end - PageSize;
         }
+    }
+
+    /// <summary>The 64-byte ELF header of an x86_64 core with <paramref name="phnum"/> program headers at <paramref name="phoff"/>.</summary>
+    private static byte[] BuildElfHeader(int phnum, ulong phoff)
+    {
+        var header = new byte[64];
+        var h = header.AsSpan();
+        "\u007fELF"u8.CopyTo(h);
+        h[4] = 2; h[5] = 1; h[6] = 1; h[7] = 0; // ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_NONE
+        BinaryPrimitives.WriteUInt16LittleEndian(h[16..], (ushort)ElfType.Core);
+        BinaryPrimitives.WriteUInt16LittleEndian(h[18..], ElfHeader.EM_X86_64);
+        BinaryPrimitives.WriteUInt32LittleEndian(h[20..], 1);
+        BinaryPrimitives.WriteUInt64LittleEndian(h[32..], phoff);     // e_phoff
+        BinaryPrimitives.WriteUInt16LittleEndian(h[52..], 64);        // e_ehsize
+        BinaryPrimitives.WriteUInt16LittleEndian(h[54..], 56);        // e_phentsize
+        BinaryPrimitives.WriteUInt16LittleEndian(h[56..], (ushort)phnum);
+        BinaryPrimitives.WriteUInt16LittleEndian(h[58..], 64);        // e_shentsize
+        return header;
     }
 
     private static void WritePhdr(Span<byte> p, uint type, uint flags, ulong offset, ulong vaddr, ulong filesz, ulong memsz, ulong align)
