@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Save-ProcessSnapshot benchmark: processes with 64 MiB, 512 MiB and 2 GiB of dirtied memory,
-# snapshotted by gcore and by us in one run. gcore stops the target for its whole run, so its
-# paused time is its total time; ours reports PausedFor. Prints MB/s, times and ratios.
-# Needs root and ~5 GiB free in $TMPDIR.
+# snapshotted by gcore and by us (both methods: WriteTracked, the default where the kernel has it, and
+# CloneTwin) in one run. gcore stops the target for its whole run, so its paused time is its total
+# time; ours report PausedFor. stall is the longest the target's own probe thread (1 ms sleeps) waited
+# to wake during that tool's runs: what the snapshot really cost the process, hypervisor time included.
+# Prints MB/s, times and ratios. Needs root and ~5 GiB free in $TMPDIR.
 set -uo pipefail
 cd "$(dirname "$0")"
 SIZES=${SIZES:-"64 512 2048"}
@@ -10,31 +12,40 @@ work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-cc -O1 -o "$work/dirty" dirty.c || exit 1
+cc -O1 -pthread -o "$work/dirty" dirty.c || exit 1
 dotnet build -c Release -v q -nologo SnapshotBench.csproj >/dev/null || { echo "build failed"; exit 1; }
 bench=bin/Release/net8.0/SnapshotBench.dll
 now() { date +%s.%N; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
-printf "%-7s %10s %9s %10s %10s %9s %11s %13s\n" size gcore_ms gcore_MBs ours_ms ours_MBs speedup paused_ms paused_ratio
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+printf "%-6s %-12s %9s %8s %10s %10s %9s %11s\n" size tool total_ms MB/s paused_ms stall_ms speedup pause_ratio
 for mib in $SIZES; do
-  fifo="$work/in.$mib"; mkfifo "$fifo"
-  "$work/dirty" "$mib" < "$fifo" > "$work/out.$mib" & pid=$!; pids+=($pid)
+  fifo="$work/in.$mib"; out="$work/out.$mib"; mkfifo "$fifo"
+  "$work/dirty" "$mib" < "$fifo" > "$out" & pid=$!; pids+=($pid)
   exec {keep}>"$fifo"   # hold stdin open
-  until grep -q ready "$work/out.$mib" 2>/dev/null; do sleep 0.1; done
+  until grep -q ready "$out" 2>/dev/null; do sleep 0.1; done
+  stall() { sleep 0.5; echo >&$keep; sleep 0.2; awk -F= '/stall_us/ { v = $2 } END { printf "%.1f", v / 1000 }' "$out"; }
+  stall >/dev/null
   best=999999
   for _ in 1 2; do
     t0=$(now); gcore -o "$work/gcore" "$pid" >/dev/null 2>&1; t1=$(now)
     g=$(ms "$t0" "$t1"); best=$(awk -v x="$g" -v y="$best" 'BEGIN { print (x < y) ? x : y }')
     rm -f "$work/gcore.$pid"
   done
-  line=$(dotnet "$bench" "$pid" "$work/ours.core" 3)
-  rm -f "$work/ours.core"
-  ours=$(sed -n 's/.*total_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-  paused=$(sed -n 's/.*paused_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-  mem=$(sed -n 's/.*memory_mib=\([0-9.]*\).*/\1/p' <<<"$line")
-  awk -v s="$mib" -v g="$best" -v o="$ours" -v p="$paused" -v m="$mem" 'BEGIN {
-    printf "%-7s %10.1f %9.0f %10.1f %10.0f %8.1fx %11.2f %12.0fx\n", s "M", g, m / (g / 1000), o, m / (o / 1000), g / o, p, g / p }'
+  gstall=$(stall)
+  mem=0
+  printf "%-6s %-12s %9.1f %8s %10.1f %10s %9s %11s\n" "${mib}M" gcore "$best" "-" "$best" "$gstall" "" ""
+  for method in WriteTracked CloneTwin; do
+    line=$(SNAPSHOT_METHOD=$method dotnet "$bench" "$pid" "$work/ours.core" 3)
+    s=$(stall)
+    rm -f "$work/ours.core"
+    ours=$(field total_ms "$line"); paused=$(field paused_ms "$line"); mem=$(field memory_mib "$line")
+    awk -v s="${mib}M" -v t="$method" -v g="$best" -v o="$ours" -v p="$paused" -v m="$mem" -v st="$s" 'BEGIN {
+      printf "%-6s %-12s %9.1f %8.0f %10.2f %10s %8.1fx %10.0fx\n", s, t, o, m / (o / 1000), p, st, g / o, g / p }'
+  done
+  awk -v s="${mib}M" -v g="$best" -v m="$mem" 'BEGIN { printf "%-6s %-12s MB/s %.0f\n", s, "gcore", m / (g / 1000) }'
   exec {keep}>&-
   kill "$pid" 2>/dev/null
 done
-echo "ours_ms: engine in a warm process, best of 2 after a warm-up; gcore: best of 2. paused_ratio = gcore's pause / ours."
+echo "ours: engine in a warm process, best of 2 after a warm-up; gcore: best of 2. speedup and pause_ratio: gcore's / ours."
+echo "stall_ms: the longest wake-up delay the target itself saw across that tool's runs (about 1 ms plus any stop)."

@@ -1,5 +1,19 @@
 namespace PSLinuxTrace.Engine.Model;
 
+/// <summary>How a live snapshot reads memory without keeping the process stopped meanwhile.</summary>
+public enum SnapshotMethod
+{
+    /// <summary>WriteTracked where the kernel has it (Linux 6.7 or later), else CloneTwin.</summary>
+    Auto,
+    /// <summary>
+    /// Copy the memory while the process runs, tracking its writes (an asynchronous write-protect
+    /// userfaultfd), then stop it once more to re-read only what it wrote meanwhile. No second process.
+    /// </summary>
+    WriteTracked,
+    /// <summary>Make the process fork a copy-on-write twin (an injected clone) and read the twin while the process runs.</summary>
+    CloneTwin,
+}
+
 /// <summary>Which memory a snapshot writes into the core (like /proc/PID/coredump_filter).</summary>
 [Flags]
 public enum SnapshotMemory

@@ -33,7 +33,8 @@ public sealed class LiveSnapshotter
         public bool Gone { get; set; }
     }
 
-    public ProcessSnapshot Save(int pid, string path, SnapshotMemory include, Action<long, long>? progress = null, CancellationToken cancel = default)
+    public ProcessSnapshot Save(int pid, string path, SnapshotMemory include, Action<long, long>? progress = null, CancellationToken cancel = default,
+        SnapshotMethod method = SnapshotMethod.Auto)
     {
         if (pid <= 0 || !ProcFs.Exists(pid)) throw new ProcessNotFoundException(pid);
         if (pid == Environment.ProcessId) throw new ArgumentException("A process cannot snapshot itself with ptrace; use another session.");
@@ -46,11 +47,29 @@ public sealed class LiveSnapshotter
         var paused = TimeSpan.Zero;
         var seized = new Dictionary<int, Seized>();
         int twin = 0, unusedTwin = 0;
-        string method;
+        string used;
         CoreImage image;
         FileStream? output = null;
         CpuPin? pin = null;
+        WriteTracker? tracker = null;
         bool complete = false;
+        bool trackable = method != SnapshotMethod.CloneTwin && WriteTracker.IsSupported && !UsesUserfaultfd(pid);
+        if (method == SnapshotMethod.WriteTracked && !trackable)
+        {
+            warnings.Add(WriteTracker.IsSupported
+                ? $"Process {pid} has a userfaultfd of its own, which write tracking could get in the way of; a copy-on-write twin is used instead."
+                : "This kernel cannot track writes (asynchronous write-protect userfaultfd and PAGEMAP_SCAN need Linux 6.7); a copy-on-write twin is used instead.");
+            _log.LogWarning("{Message}", warnings[^1]);
+        }
+        ProcessSnapshot Done(CoreImage image, long fileSize, long unreadable)
+        {
+            complete = true;
+            long memory = image.Segments.Sum(s => (long)s.DumpSize);
+            _log.LogInformation("Wrote {Path}: {Bytes} bytes of memory in {Segments} segments; the target was paused {Paused} ms.",
+                path, memory, image.Segments.Count, paused.TotalMilliseconds);
+            return new ProcessSnapshot(Path.GetFullPath(path), pid, image.Threads.Count, image.Segments.Count, fileSize, memory,
+                paused, total.Elapsed, used, warnings.ToArray()) { UnreadableBytes = unreadable };
+        }
         try
         {
             output = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
@@ -58,9 +77,30 @@ public sealed class LiveSnapshotter
             var pause = Stopwatch.StartNew();
             SeizeAll(pid, seized, cancel);
             _log.LogInformation("Stopped {Count} thread(s) of process {Pid}.", seized.Count, pid);
-            image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
             int injector = seized.ContainsKey(pid) && !seized[pid].Gone ? pid : seized.Values.First(s => !s.Gone).Tid;
             string? risk = InjectionRisk(pid, injector);
+            if (risk is null && trackable)
+            {
+                try { tracker = StartTracking(pid, injector); }
+                catch (LinuxTraceException ex) when (ex is not ProcessNotFoundException)
+                {
+                    _log.LogDebug("Cannot track the writes of process {Pid} ({Message}); a twin is made instead.", pid, ex.Message);
+                }
+            }
+            if (tracker is not null)
+            {
+                // Copy while it runs, tracking what it writes; then stop it again only to re-read that.
+                DetachAll(seized, pid);
+                paused += pause.Elapsed;
+                pin.Dispose();
+                used = nameof(SnapshotMethod.WriteTracked);
+                var (tracked, size, missing, pausedAgain) = SaveTracked(pid, output, include, tracker, seized, progress, cancel);
+                paused += pausedAgain;
+                output.Dispose();
+                output = null;
+                return Done(tracked, size, missing);
+            }
+            image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
             if (risk is not null)
             {
                 warnings.Add(risk);
@@ -81,7 +121,7 @@ public sealed class LiveSnapshotter
                 warnings.Add($"Could not make the target clone a twin ({ex.Message}); the target stays stopped while its memory is read.");
                 _log.LogWarning("{Message}", warnings[^1]);
             }
-            method = twin > 0 ? "CloneTwin" : "Stopped";
+            used = twin > 0 ? nameof(SnapshotMethod.CloneTwin) : "Stopped";
             var maps = Maps;
             if (twin > 0)
             {
@@ -117,12 +157,7 @@ public sealed class LiveSnapshotter
                 paused += KillAndReapTwin(pid, twin);
                 twin = 0;
             }
-            complete = true;
-            long memory = image.Segments.Sum(s => (long)s.DumpSize);
-            _log.LogInformation("Wrote {Path}: {Bytes} bytes of memory in {Segments} segments; the target was paused {Paused} ms.",
-                path, memory, image.Segments.Count, paused.TotalMilliseconds);
-            return new ProcessSnapshot(Path.GetFullPath(path), pid, image.Threads.Count, image.Segments.Count, fileSize, memory,
-                paused, total.Elapsed, method, warnings.ToArray()) { UnreadableBytes = unreadable };
+            return Done(image, fileSize, unreadable);
         }
         catch (ProcessNotFoundException ex) when (ex.ProcessId != pid && IsExiting(pid, pid))
         {
@@ -133,8 +168,9 @@ public sealed class LiveSnapshotter
         {
             pin?.Dispose();
             output?.Dispose();
-            // Whatever happened: the target runs on, untraced; the twin is gone and reaped.
+            // Whatever happened: the target runs on, untraced, its writes no longer tracked; the twin is gone and reaped.
             DetachAll(seized, pid);
+            tracker?.Dispose();
             if (twin > 0) paused += KillAndReapTwin(pid, twin);
             if (unusedTwin > 0) paused += KillAndReapTwin(pid, unusedTwin);
             if (!complete)
@@ -196,6 +232,248 @@ public sealed class LiveSnapshotter
         return $"Process {pid} runs under {what}, which could refuse an injected system call or kill the process for it; " +
             "so no twin is made and the process stays stopped while its memory is read (PausedFor covers the whole read).";
     }
+
+    /// <summary>Whether the process holds a userfaultfd of its own (then its memory is not tracked: a twin is made instead).</summary>
+    private static bool UsesUserfaultfd(int pid)
+    {
+        try
+        {
+            foreach (var fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+                if (new FileInfo(fd).LinkTarget == "anon_inode:[userfaultfd]") return true;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return false;
+    }
+
+    /// <summary>
+    /// Makes the stopped process create a userfaultfd (an injected userfaultfd() call: one belongs to the
+    /// address space of its creator), takes a copy of it and closes the process's own. Null when the
+    /// kernel refuses (the caller then makes a twin).
+    /// </summary>
+    private WriteTracker? StartTracking(int pid, int tid)
+    {
+        long fd = InjectSyscall(pid, tid, UserFault.SYS_userfaultfd, UserFault.CreateFlags, 0, 0, 0, 0);
+        if (fd < 0)
+        {
+            _log.LogDebug("userfaultfd() in process {Pid} failed ({Errno}); a twin is made instead.", pid, Errno.Name((int)-fd));
+            return null;
+        }
+        WriteTracker? tracker = null;
+        try
+        {
+            _log.LogDebug("Process {Pid} created userfaultfd {Fd}.", pid, fd);
+            tracker = WriteTracker.Open(pid, (int)fd, _log, out string? why);
+            if (tracker is null) _log.LogDebug("Cannot track the writes of process {Pid} ({Why}); a twin is made instead.", pid, why);
+            long r = InjectSyscall(pid, tid, SYS_close, (ulong)fd, 0, 0, 0, 0);
+            if (r != 0) _log.LogWarning("Closing the userfaultfd {Fd} in process {Pid} returned {Result}.", fd, pid, r);
+            return tracker;
+        }
+        catch
+        {
+            tracker?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The write-tracked snapshot, once the process runs again with its writes tracked: copies its memory
+    /// into the file while it runs (and copies again, still running, what it wrote meanwhile, while that
+    /// shrinks), then stops it a second time to take the registers and the mappings and to re-read only
+    /// what changed since it was copied. Returns the image, the file size, the unreadable bytes and the
+    /// second pause.
+    /// </summary>
+    private (CoreImage Image, long FileSize, long Unreadable, TimeSpan Paused) SaveTracked(int pid, FileStream output, SnapshotMemory include,
+        WriteTracker tracker, Dictionary<int, Seized> seized, Action<long, long>? progress, CancellationToken cancel)
+    {
+        int Read(ulong address, Span<byte> buffer) => RemoteMemory.Read(pid, address, buffer);
+        var maps = ProcFs.ReadMaps(pid);
+        var anonymous = ReadSmapsAnonymous(pid);
+        var first = new CoreImage { Pid = pid };
+        AddSegments(first, maps, pid, include, anonymous);
+        // Whole private mappings are registered (a part would make the kernel split the mapping); shared memory
+        // changes without the process writing it (another process may), so it is copied once, live, as a
+        // twin would read it.
+        var registered = new List<(ulong Start, ulong End)>();
+        foreach (var m in maps.Where(m => m.IsPrivate && first.Segments.Any(s => s.DumpSize > 0 && s.Start >= m.Start && s.Start < m.End)))
+            if (tracker.Register(m.Start, m.End)) registered.Add((m.Start, m.End));
+
+        // The header area: generous, so the final program headers and notes (more threads, more mappings by
+        // then) fit before the data; they go after it when they do not.
+        int threads = ProcFs.ListThreads(pid).Count;
+        long reserve = Align(64 + 56L * (2 * first.Segments.Count + 64)
+            + 2L * (threads * 4096 + first.Segments.Sum(s => (s.Path?.Length ?? 0) + 25) + 8192), PageSize);
+        var copies = new List<Copied>();
+        // What was copied with bytes of its own: a page there that is gone or the zero page by the final stop
+        // is read again (as zeros), so the file does not keep the old bytes.
+        var copiedBytes = new List<(ulong Start, ulong End)>();
+        var ranges = new List<(ulong Address, long Offset, ulong Length)>();
+        long end = reserve;
+        foreach (var s in first.Segments.Where(s => s.DumpSize > 0))
+        {
+            ulong segmentEnd = s.Start + s.DumpSize;
+            bool tracked = s.Private && registered.Any(r => s.Start >= r.Start && s.Start < r.End);
+            var c = new Copied(s.Start, segmentEnd, end, tracked, s.Private);
+            if (tracked && s.Path is null)
+            {
+                // Anonymous: only the pages the process has (the rest reads as zeros, a hole in the file), and
+                // only those protected, or the kernel would build page tables for every untouched page.
+                foreach (var (x, y) in tracker.Populated(s.Start, segmentEnd))
+                {
+                    if (!tracker.Protect(x, y)) { c = c with { Tracked = false }; break; }
+                    ranges.Add((x, c.Offset + (long)(x - s.Start), y - x));
+                    copiedBytes.Add((x, y));
+                }
+            }
+            else if (tracked && !tracker.Protect(s.Start, segmentEnd)) c = c with { Tracked = false };
+            if (!(tracked && s.Path is null))
+            {
+                ranges.Add((s.Start, c.Offset, s.DumpSize));
+                copiedBytes.Add((s.Start, segmentEnd));
+            }
+            copies.Add(c);
+            end += (long)s.DumpSize;
+        }
+        output.SetLength(0);
+        long unreadable = CoreWriter.Copy(output, ranges, Read, progress, cancel, sparse: true);
+        _log.LogInformation("Copied {Bytes} bytes of memory from the running process {Pid}; {Tracked} of {Count} private segment(s) are write-tracked.",
+            ranges.Sum(r => (long)r.Length), pid, copies.Count(c => c.Tracked), copies.Count(c => c.Private));
+
+        // Copy again, still running, what was written meanwhile (protecting it again), while that is a lot.
+        for (int round = 1; round <= 3; round++)
+        {
+            var written = new List<(ulong Address, long Offset, ulong Length)>();
+            foreach (var c in copies.Where(c => c.Tracked))
+                foreach (var (x, y) in tracker.TakeWritten(c.Start, c.End))
+                {
+                    written.Add((x, c.Offset + (long)(x - c.Start), y - x));
+                    copiedBytes.Add((x, y));
+                }
+            long bytes = written.Sum(w => (long)w.Length);
+            _log.LogDebug("Round {Round}: the process wrote {Bytes} bytes while it was copied; copying them again.", round, bytes);
+            if (bytes == 0) break;
+            unreadable += CoreWriter.Copy(output, written, Read, null, cancel, sparse: false);
+            if (bytes < RecopyWhileRunningAbove) break;
+        }
+        copiedBytes = Merge(copiedBytes);
+
+        // Stop it; what is read now is what the core holds.
+        var pause = Stopwatch.StartNew();
+        var pending = new List<(long Offset, byte[] Bytes)>();
+        CoreImage image;
+        using (CpuPin.ToCpuOf(pid, _log))
+        {
+            seized.Clear();
+            SeizeAll(pid, seized, cancel);
+            _log.LogDebug("Stopped {Count} thread(s) of process {Pid} again.", seized.Count, pid);
+            image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
+            _log.LogDebug("Took the registers and {Count} mappings.", Maps.Count);
+            // smaps walks every page (milliseconds for gigabytes): its earlier answer holds for mappings that were
+            // there then; new file mappings are asked of pagemap.
+            foreach (var m in Maps.Where(m => m.Kind == MappingKind.File && m.IsPrivate && !anonymous.ContainsKey(m.Start)))
+                anonymous[m.Start] = tracker.HasPrivatePages(m.Start, m.End) ? 1 : 0;
+            AddSegments(image, Maps, pid, include, anonymous);
+            var toRead = new List<(ulong Address, long Offset, ulong Length)>();
+            var pieces = new List<CoreImage.Segment>();
+            foreach (var s in image.Segments)
+            {
+                if (s.DumpSize == 0) { pieces.Add(s); continue; }
+                ulong a = s.Start, segmentEnd = s.Start + s.DumpSize;
+                while (a < segmentEnd)
+                {
+                    int i = copies.FindIndex(c => a >= c.Start && a < c.End);
+                    ulong b;
+                    long offset;
+                    if (i >= 0)
+                    {
+                        var c = copies[i];
+                        b = Math.Min(segmentEnd, c.End);
+                        offset = c.Offset + (long)(a - c.Start);
+                        if (c.Tracked)
+                        {
+                            foreach (var (x, y, state) in tracker.States(a, b))
+                            {
+                                if (!state.MayHaveChanged) continue;
+                                // Bytes of its own: read them. No bytes (gone, or the zero page): zeros, which
+                                // the file already has unless bytes were copied there.
+                                var runs = state.HasBytes ? [(x, y)] : Intersect(copiedBytes, x, y);
+                                foreach (var (u, v) in runs) toRead.Add((u, offset + (long)(u - a), v - u));
+                            }
+                        }
+                        else if (c.Private)
+                            toRead.Add((a, offset, b - a)); // untracked private memory: read now
+                    }
+                    else
+                    {
+                        // Mapped since the copy: read now, into a new place at the end of the file.
+                        b = Math.Min(segmentEnd, copies.Where(c => c.Start > a).Select(c => c.Start).DefaultIfEmpty(segmentEnd).Min());
+                        offset = end;
+                        end += (long)(b - a);
+                        toRead.Add((a, offset, b - a));
+                    }
+                    pieces.Add(new CoreImage.Segment
+                    {
+                        Start = a, End = b == segmentEnd ? s.End : b, Flags = s.Flags, DumpSize = b - a, Path = s.Path,
+                        FileOffset = s.FileOffset + (a - s.Start), Inode = s.Inode, Private = s.Private, CoreOffset = offset,
+                    });
+                    a = b;
+                }
+            }
+            image.Segments.Clear();
+            image.Segments.AddRange(pieces);
+            _log.LogDebug("Scanned the tracked memory: {Count} range(s) to read again.", toRead.Count);
+            foreach (var (address, offset, length) in toRead)
+            {
+                var bytes = new byte[length];
+                unreadable += CoreWriter.ReadFully(address, bytes, Read);
+                pending.Add((offset, bytes));
+            }
+            DetachAll(seized, pid);
+        }
+        var pausedFor = pause.Elapsed;
+        _log.LogInformation("Stopped process {Pid} again for {Ms:F1} ms to read the {Bytes} bytes it wrote (or mapped) since they were copied.",
+            pid, pausedFor.TotalMilliseconds, pending.Sum(p => (long)p.Bytes.Length));
+        foreach (var (offset, bytes) in pending)
+            RandomAccess.Write(output.SafeFileHandle, bytes, offset);
+        long fileSize = CoreWriter.WriteHeaders(output, image, reserve, end);
+        output.Flush(flushToDisk: false);
+        return (image, fileSize, unreadable, pausedFor);
+    }
+
+    /// <summary>A segment copied while the process ran: its place in the file, whether its writes are tracked, whether it is private.</summary>
+    private readonly record struct Copied(ulong Start, ulong End, long Offset, bool Tracked, bool Private);
+
+    /// <summary>Sorted, non-overlapping ranges covering the same addresses.</summary>
+    private static List<(ulong Start, ulong End)> Merge(List<(ulong Start, ulong End)> ranges)
+    {
+        var result = new List<(ulong Start, ulong End)>();
+        foreach (var r in ranges.OrderBy(r => r.Start))
+        {
+            if (result.Count > 0 && r.Start <= result[^1].End) result[^1] = (result[^1].Start, Math.Max(result[^1].End, r.End));
+            else result.Add(r);
+        }
+        return result;
+    }
+
+    /// <summary>The parts of [start, end) inside <paramref name="merged"/> (sorted, as <see cref="Merge"/> returns).</summary>
+    private static List<(ulong Start, ulong End)> Intersect(List<(ulong Start, ulong End)> merged, ulong start, ulong end)
+    {
+        var result = new List<(ulong Start, ulong End)>();
+        int i = merged.BinarySearch((start, start), Comparer<(ulong Start, ulong End)>.Create((p, q) => p.Start.CompareTo(q.Start)));
+        for (i = i < 0 ? Math.Max(0, ~i - 1) : i; i < merged.Count && merged[i].Start < end; i++)
+        {
+            ulong a = Math.Max(start, merged[i].Start), b = Math.Min(end, merged[i].End);
+            if (a < b) result.Add((a, b));
+        }
+        return result;
+    }
+
+    /// <summary>While the process writes more than this during a copy, what it wrote is copied again before the final stop.</summary>
+    private const long RecopyWhileRunningAbove = 4L << 20;
+    private const int PageSize = 4096;
+    private const int SYS_close = 3;
+
+    private static long Align(long v, long a) => (v + a - 1) / a * a;
 
     /// <summary>Seizes and interrupts every thread, until no new thread appears.</summary>
     private void SeizeAll(int pid, Dictionary<int, Seized> seized, CancellationToken cancel)
@@ -388,9 +666,10 @@ public sealed class LiveSnapshotter
     /// with DT_DEBUG, which debuggers need to find the shared libraries), the first page of each ELF
     /// file. Reads smaps of <paramref name="source"/> (the frozen twin), so it costs the target no pause.
     /// </summary>
-    internal static void AddSegments(CoreImage image, List<MemoryMapping> maps, int source, SnapshotMemory include)
+    internal static void AddSegments(CoreImage image, List<MemoryMapping> maps, int source, SnapshotMemory include,
+        Dictionary<ulong, long>? anonymous = null)
     {
-        var anonymous = ReadSmapsAnonymous(source);
+        anonymous ??= ReadSmapsAnonymous(source);
         foreach (var m in maps)
         {
             if (m.Kind == MappingKind.Vvar || m.Kind == MappingKind.Vsyscall) continue; // not readable memory
@@ -411,12 +690,12 @@ public sealed class LiveSnapshotter
             // filesz < memsz would mean "zeros" to readers, so the ELF header page gets a segment of its own.
             if (dumpSize > 0 && dumpSize < size)
             {
-                image.Segments.Add(new CoreImage.Segment { Start = m.Start, End = m.Start + dumpSize, Flags = flags, DumpSize = dumpSize, Path = path, FileOffset = m.Offset, Inode = m.Inode });
-                image.Segments.Add(new CoreImage.Segment { Start = m.Start + dumpSize, End = m.End, Flags = flags, DumpSize = 0, Path = path, FileOffset = m.Offset + dumpSize, Inode = m.Inode });
+                image.Segments.Add(new CoreImage.Segment { Start = m.Start, End = m.Start + dumpSize, Flags = flags, DumpSize = dumpSize, Path = path, FileOffset = m.Offset, Inode = m.Inode, Private = m.IsPrivate });
+                image.Segments.Add(new CoreImage.Segment { Start = m.Start + dumpSize, End = m.End, Flags = flags, DumpSize = 0, Path = path, FileOffset = m.Offset + dumpSize, Inode = m.Inode, Private = m.IsPrivate });
             }
             else
             {
-                image.Segments.Add(new CoreImage.Segment { Start = m.Start, End = m.End, Flags = flags, DumpSize = dumpSize, Path = path, FileOffset = m.Offset, Inode = m.Inode });
+                image.Segments.Add(new CoreImage.Segment { Start = m.Start, End = m.End, Flags = flags, DumpSize = dumpSize, Path = path, FileOffset = m.Offset, Inode = m.Inode, Private = m.IsPrivate });
             }
         }
     }
@@ -460,7 +739,9 @@ public sealed class LiveSnapshotter
             for (int i = 0; i + 1 < n; i++)
                 if (bytes[i] == 0x0f && bytes[i + 1] == 0x05) return m.Start + (ulong)i;
         }
-        throw new UnsupportedFeatureException("Injecting a system call", null, $"no syscall instruction found in process {pid}'s vDSO or C library");
+        // A process killed meanwhile shows no mappings any more.
+        if (IsExiting(pid, pid)) throw new ProcessNotFoundException(pid, $"Process {pid} exited during the snapshot.");
+        throw new UnsupportedFeatureException("Injecting a system call", null, $"no syscall instruction found in process {pid}'s vDSO or C library", byKernel: false);
     }
 
     /// <summary>Runs one system call in a stopped thread and restores it; returns the call's result.</summary>

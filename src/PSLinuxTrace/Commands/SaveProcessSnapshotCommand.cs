@@ -39,6 +39,10 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
     [Parameter]
     public SnapshotMemory Include { get; set; } = SnapshotMemory.Default;
 
+    /// <summary>How memory is read while the process runs (default Auto: WriteTracked where the kernel has it, else CloneTwin).</summary>
+    [Parameter(ParameterSetName = LiveSet)]
+    public SnapshotMethod Method { get; set; } = SnapshotMethod.Auto;
+
     /// <summary>Overwrite an existing file.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -86,7 +90,7 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
             ProcessSnapshot result = launch
                 ? new LaunchSnapshotter(Log).Save(FilePath, ArgumentList, output, Include,
                     Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError), Progress, StopToken)
-                : new LiveSnapshotter(Log).Save(Id, output, Include, Progress, StopToken);
+                : new LiveSnapshotter(Log).Save(Id, output, Include, Progress, StopToken, Method);
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
             DrainLog(); // the engine logged each of result.Warnings as a warning when it happened

@@ -33,8 +33,18 @@ public sealed class LiveSnapshotTests : IDisposable
         foreach (string path in _cores) File.Delete(path);
     }
 
-    private static ProcessSnapshot Save(int pid, string path, SnapshotMemory include = SnapshotMemory.Default) =>
-        new LiveSnapshotter(NullLogger.Instance).Save(pid, path, include);
+    private static ProcessSnapshot Save(int pid, string path, SnapshotMemory include = SnapshotMemory.Default, bool track = true) =>
+        new LiveSnapshotter(NullLogger.Instance).Save(pid, path, include, method: track ? SnapshotMethod.WriteTracked : SnapshotMethod.CloneTwin);
+
+    private static string Mutator => Fixtures.Build("mutator", "-pthread");
+
+    /// <summary>No write tracking outlives a snapshot: no mapping registered, no userfaultfd left in the process.</summary>
+    private static void AssertNotTracked(int pid)
+    {
+        var flags = File.ReadAllLines($"/proc/{pid}/smaps").Where(l => l.StartsWith("VmFlags:", StringComparison.Ordinal));
+        Assert.DoesNotContain(flags, l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains("uw"));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries($"/proc/{pid}/fd"), f => new FileInfo(f).LinkTarget == "anon_inode:[userfaultfd]");
+    }
 
     private static void AssertUnharmed(FixtureProcess p, long roundsBefore)
     {
@@ -46,6 +56,7 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.All(ProcFs.ListThreads(pid), tid => Assert.NotEqual('t', Interop.Ptrace.ThreadState(pid, tid)));
         // No twin left behind: the target has no child processes.
         Assert.Equal("", File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim());
+        AssertNotTracked(pid);
         // Still computing, and correctly.
         Thread.Sleep(300);
         var m = Regex.Match(p.Ask("status"), @"rounds=(\d+) errors=(\d+)");
@@ -56,16 +67,18 @@ public sealed class LiveSnapshotTests : IDisposable
 
     private static long Rounds(FixtureProcess p) => long.Parse(Regex.Match(p.Ask("status"), @"rounds=(\d+)").Groups[1].Value);
 
-    [PrivilegedFact("ptrace of a running process")]
-    public void ASingleThreadedSnapshotRoundTripsThroughGdbAndReadCoreDump()
+    [PrivilegedTheory("ptrace of a running process")]
+    [InlineData("WriteTracked")]
+    [InlineData("CloneTwin")]
+    public void ASingleThreadedSnapshotRoundTripsThroughGdbAndReadCoreDump(string method)
     {
         using var p = FixtureProcess.StartGrandchild(Exe, "0");
         int pid = p.TargetPid;
         string core = CorePath("one");
-        var snap = Save(pid, core);
+        var snap = Save(pid, core, track: method == "WriteTracked");
         Assert.Equal(pid, snap.Pid);
         Assert.Equal(1, snap.Threads);
-        Assert.Equal("CloneTwin", snap.Method);
+        Assert.Equal(method, snap.Method);
         Assert.True(snap.PausedFor < snap.Duration);
         Assert.Equal(new FileInfo(core).Length, snap.Bytes);
 
@@ -83,13 +96,18 @@ public sealed class LiveSnapshotTests : IDisposable
         AssertUnharmed(p, -1);
     }
 
-    [PrivilegedFact("ptrace of a running process")]
-    public void An8ThreadSnapshotHasEveryThreadWithGdbsRegistersAndFrames()
+    [PrivilegedTheory("ptrace of a running process")]
+    [InlineData("WriteTracked")]
+    [InlineData("CloneTwin")]
+    public void An8ThreadSnapshotHasEveryThreadWithGdbsRegistersAndFrames(string method)
     {
+        // Eight threads busy writing their stacks and buffers while the memory is copied: the frames gdb
+        // unwinds from the final registers must be there, whichever way the memory was read.
         using var p = FixtureProcess.StartGrandchild(Exe, "8");
         int pid = p.TargetPid;
         string core = CorePath("eight");
-        var snap = Save(pid, core);
+        var snap = Save(pid, core, track: method == "WriteTracked");
+        Assert.Equal(method, snap.Method);
         Assert.Equal(9, snap.Threads);
 
         var info = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "info threads", Exe, core });
@@ -127,7 +145,7 @@ public sealed class LiveSnapshotTests : IDisposable
             File.Delete(core);
         }
         AssertUnharmed(p, before);
-        // The twin carries the memory read: the pause is a small part of the whole (not a timing test: a ratio).
+        // Memory is read while the process runs: the pause is a small part of the whole (not a timing test).
         Assert.All(paused, t => Assert.True(t < TimeSpan.FromSeconds(2), $"paused {t}"));
     }
 
@@ -233,8 +251,9 @@ public sealed class LiveSnapshotTests : IDisposable
         // is cloned, while memory is read from the twin, or after. Either the core was taken before the
         // death (the twin holds a consistent copy) and is whole, or the error says the process is gone
         // and no partial file stays; never a hang, another exception, a stopped twin or a leaked trace.
-        foreach (int delay in new[] { 0, 5, 20, 60, 150, 400 })
-            SnapshotWhileKilled(pid => { Thread.Sleep(delay); LibC.kill(pid, LibC.SIGKILL); }, $"killed{delay}");
+        foreach (bool track in new[] { true, false })
+            foreach (int delay in new[] { 0, 5, 20, 60, 150, 400 })
+                SnapshotWhileKilled(pid => { Thread.Sleep(delay); LibC.kill(pid, LibC.SIGKILL); }, $"killed{delay}", track);
         AssertNoTwinOutlivesItsSnapshot();
     }
 
@@ -258,12 +277,12 @@ public sealed class LiveSnapshotTests : IDisposable
                     catch (IOException) { break; }
                 }
                 LibC.kill(pid, LibC.SIGKILL);
-            }, $"born{round}");
+            }, $"born{round}", track: false);
         }
         AssertNoTwinOutlivesItsSnapshot();
     }
 
-    private void SnapshotWhileKilled(Action<int> killer, string name)
+    private void SnapshotWhileKilled(Action<int> killer, string name, bool track)
     {
         using var p = FixtureProcess.StartGrandchild(Exe, "8");
         int pid = p.TargetPid;
@@ -272,7 +291,7 @@ public sealed class LiveSnapshotTests : IDisposable
         thread.Start();
         try
         {
-            var snap = Save(pid, core);
+            var snap = Save(pid, core, track: track);
             Assert.True(File.Exists(core));
             using var reader = new CoreDumpReader(NullLogger.Instance);
             var dump = reader.Read(core);
@@ -386,6 +405,86 @@ public sealed class LiveSnapshotTests : IDisposable
         var dump = reader.Read(core);
         Assert.Equal(pid, dump.Pid);
         Assert.Equal("seccomp-strict-marker", System.Text.Encoding.ASCII.GetString(dump.ReadMemory(p.Address("marker"), 21)));
+    }
+
+    [PrivilegedTheory("ptrace of a running process")]
+    [InlineData("WriteTracked")]
+    [InlineData("CloneTwin")]
+    public void TheCoreIsOneInstantOfAProcessThatKeepsWriting(string method)
+    {
+        // The worker rewrites 32 MiB, pass after pass, with the pass number, in a scattered order (index =
+        // j * 7919 mod 2^22), faster than it can be copied: one instant shows pass g+1 at the first J indexes
+        // of that order and pass g at the others; a copy torn by the writes shows anything else.
+        const int N = 1 << 22;
+        ulong inverse = 7919; // 7919^-1 mod 2^64 by Newton's iteration; mod 2^22 by masking
+        for (int k = 0; k < 6; k++) inverse *= 2 - 7919 * inverse;
+        using var p = FixtureProcess.StartGrandchild(Mutator, "1");
+        int pid = p.TargetPid;
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        for (int round = 0; round < 3; round++)
+        {
+            Thread.Sleep(100);
+            string core = CorePath("instant");
+            var snap = Save(pid, core, track: method == "WriteTracked");
+            Assert.Equal(method, snap.Method);
+            var gens = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(reader.Read(core).ReadMemory(p.Address("gens"), N * 8));
+            ulong high = gens[0], low = gens[0];
+            foreach (ulong g in gens) { high = Math.Max(high, g); low = Math.Min(low, g); }
+            Assert.True(high > 0, "the worker has not written yet");
+            Assert.True(high - low <= 1, $"passes {low} to {high} in one core");
+            long lastNew = -1, firstOld = N;
+            for (int i = 0; i < N; i++)
+            {
+                long position = (long)(((ulong)i * inverse) & (N - 1));
+                if (gens[i] == high && high != low) lastNew = Math.Max(lastNew, position);
+                else firstOld = Math.Min(firstOld, position);
+            }
+            Assert.True(lastNew < firstOld, $"not one instant: pass {high} at write {lastNew}, pass {low} at write {firstOld}");
+            File.Delete(core);
+        }
+        AssertNotTracked(pid);
+        Assert.Equal("ok", p.Ask("status"));
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void WhatTheProcessChangesAfterItsMemoryWasCopiedIsInTheCore()
+    {
+        // Once the last byte is copied (the process runs meanwhile), it writes a page, drops four pages it
+        // had filled and maps a new region: the core must show all three as they are at the final stop.
+        using var p = FixtureProcess.StartGrandchild(Mutator, "0");
+        string core = CorePath("changed");
+        ulong mapped = 0;
+        var snap = new LiveSnapshotter(NullLogger.Instance).Save(p.TargetPid, core, SnapshotMemory.Default, (done, total) =>
+        {
+            if (done < total || mapped != 0) return;
+            Assert.Equal("poked", p.Ask("poke"));
+            Assert.Equal("zapped", p.Ask("zap"));
+            mapped = Convert.ToUInt64(p.Ask("map").Split('=')[1], 16);
+        });
+        Assert.Equal("WriteTracked", snap.Method);
+        Assert.NotEqual(0UL, mapped);
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var dump = reader.Read(core);
+        Assert.Equal(0x900dUL, dump.ReadPointer(p.Address("poke")));
+        Assert.All(dump.ReadMemory(p.Address("zap"), 4 * 4096), b => Assert.Equal(0, b));
+        Assert.All(dump.ReadMemory(mapped, 1 << 20), b => Assert.Equal(0x5a, b));
+        var gdb = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", $"x/gx {p.Address("poke")}", "-ex", $"x/bx {mapped + 4096}", Mutator, core });
+        Assert.Contains("0x000000000000900d", gdb.StdOut);
+        Assert.Contains("0x5a", gdb.StdOut);
+        AssertNotTracked(p.TargetPid);
+        Assert.Equal("ok", p.Ask("status"));
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void AProcessWithAUserfaultfdOfItsOwnGetsATwinInstead()
+    {
+        // Its own userfaultfd may register the same memory: write tracking stays out of its way.
+        using var p = FixtureProcess.StartGrandchild(Mutator, "0");
+        Assert.Matches(@"^uffd=\d+$", p.Ask("uffd"));
+        var snap = Save(p.TargetPid, CorePath("ownuffd"));
+        Assert.Equal("CloneTwin", snap.Method);
+        Assert.Contains(snap.Warnings, w => w.Contains("userfaultfd of its own", StringComparison.Ordinal));
+        Assert.Equal("ok", p.Ask("status"));
     }
 
     [PrivilegedFact("ptrace of a running process")]
