@@ -61,13 +61,12 @@ internal static unsafe partial class UserFault
         if (fd < 0) return false;
         using var uffd = new SafeFileDescriptor(fd);
         if (EnableAsyncWriteProtect(uffd) != 0) return false;
-        int pm = LibC.open("/proc/self/pagemap", 0, 0);
-        if (pm < 0) return false;
-        using var pagemap = new SafeFileDescriptor(pm);
+        if (OpenPagemap(Environment.ProcessId, out var pagemap) != 0) return false;
+        using var scanned = pagemap!;
         ulong page = (ulong)Environment.SystemPageSize;
         ulong at = (ulong)(nint)(&page) / page * page; // a page of our stack: mapped for sure
         Span<PageRegion> one = stackalloc PageRegion[1];
-        return Scan(pagemap, at, at + page, 0, 0, 0, 0, one, out _) >= 0;
+        return Scan(scanned, at, at + page, 0, 0, 0, 0, one, out _) >= 0;
     });
 
     /// <summary>A copy, in this process, of descriptor <paramref name="remoteFd"/> of process <paramref name="pid"/> (pidfd_getfd), or -errno.</summary>
@@ -81,6 +80,14 @@ internal static unsafe partial class UserFault
         if (copy < 0) return -Marshal.GetLastPInvokeError();
         fd = new SafeFileDescriptor(copy);
         return 0;
+    }
+
+    /// <summary>Opens /proc/PID/pagemap for PAGEMAP_SCAN; 0 or errno.</summary>
+    internal static int OpenPagemap(int pid, out SafeFileDescriptor? fd)
+    {
+        int pm = LibC.open($"/proc/{pid}/pagemap", 0, 0);
+        fd = pm < 0 ? null : new SafeFileDescriptor(pm);
+        return pm < 0 ? Marshal.GetLastPInvokeError() : 0;
     }
 
     /// <summary>UFFDIO_API with UFFD_FEATURE_WP_ASYNC; 0 or errno.</summary>

@@ -39,10 +39,10 @@ internal sealed class WriteTracker : IDisposable
         if (r < 0) { why = $"pidfd_getfd: {Errno.Name(-r)}"; return null; }
         int e = UserFault.EnableAsyncWriteProtect(uffd!);
         if (e != 0) { uffd!.Dispose(); why = $"UFFDIO_API: {Errno.Name(e)}"; return null; }
-        int pm = LibC.open($"/proc/{pid}/pagemap", 0, 0);
-        if (pm < 0) { uffd!.Dispose(); why = $"/proc/{pid}/pagemap: {Errno.Name(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}"; return null; }
+        e = UserFault.OpenPagemap(pid, out var pagemap);
+        if (e != 0) { uffd!.Dispose(); why = $"/proc/{pid}/pagemap: {Errno.Name(e)}"; return null; }
         why = null;
-        return new WriteTracker(uffd!, new SafeFileDescriptor(pm), log);
+        return new WriteTracker(uffd!, pagemap!, log);
     }
 
     /// <summary>
