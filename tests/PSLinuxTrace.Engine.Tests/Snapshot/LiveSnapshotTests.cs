@@ -75,7 +75,10 @@ public sealed class LiveSnapshotTests : IDisposable
         using var p = FixtureProcess.StartGrandchild(Exe, "0");
         int pid = p.TargetPid;
         string core = CorePath("one");
+        string mapsBefore = File.ReadAllText($"/proc/{pid}/maps");
         var snap = Save(pid, core, track: method == "WriteTracked");
+        // The idle process's mappings are as they were: none split or merged by tracking and its undoing.
+        Assert.Equal(mapsBefore, File.ReadAllText($"/proc/{pid}/maps"));
         Assert.Equal(pid, snap.Pid);
         Assert.Equal(1, snap.Threads);
         Assert.Equal(method, snap.Method);
