@@ -9,13 +9,16 @@ using PSLinuxTrace.Engine.Ptrace;
 namespace PSLinuxTrace.Engine.Snapshot;
 
 /// <summary>
-/// Writes an ELF core of a running process while stopping it only for a few milliseconds:
-/// seize and interrupt every thread (PTRACE_SEIZE + PTRACE_INTERRUPT: no signal the target can
-/// see), take the registers and the mappings, make the target clone a copy-on-write twin through
-/// an injected clone() syscall (exit signal 0, so the target is never signalled about it), restore
-/// and detach, then read the memory from the stopped twin while the target runs on. The twin is
-/// killed and, through an injected wait4(), reaped in the target; signals that arrived during the
-/// pause are handed back on detach. Must run on one thread from start to end (ptrace's rule).
+/// Writes an ELF core of a running process while stopping it only for a few milliseconds. Every
+/// thread is seized and interrupted (PTRACE_SEIZE + PTRACE_INTERRUPT: no signal the target can see);
+/// then the memory is read while the target runs, in one of two ways. WriteTracked: the target is
+/// made to create a userfaultfd (injected), its private memory is write-protected in asynchronous
+/// mode and copied while it runs, and a second stop re-reads only what it wrote meanwhile (see
+/// <see cref="WriteTracker"/>). CloneTwin: the target clones a copy-on-write twin through an injected
+/// clone() (exit signal 0, so it is never signalled about it), which is read and then killed and,
+/// through an injected wait4(), reaped in the target. A target under seccomp gets no injected call
+/// and stays stopped while it is read. Signals that arrived during a pause are handed back on detach.
+/// Must run on one thread from start to end (ptrace's rule).
 /// </summary>
 public sealed class LiveSnapshotter
 {
