@@ -478,6 +478,25 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal("ok", p.Ask("status"));
     }
 
+    [PrivilegedTheory("ptrace of a running process")]
+    [InlineData("WriteTracked")]
+    [InlineData("CloneTwin")]
+    public void CancellingMidCopyRemovesTheFileAndLeavesTheProcessAsItWas(string method)
+    {
+        // Ctrl+C in the middle of the copy: the cancellation surfaces, no partial file stays, and the
+        // process runs on untraced, untracked, with no twin and its mappings as they were.
+        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        int pid = p.TargetPid;
+        string core = CorePath("cancelled");
+        using var cts = new CancellationTokenSource();
+        long before = Rounds(p);
+        Assert.ThrowsAny<OperationCanceledException>(() => new LiveSnapshotter(NullLogger.Instance).Save(pid, core, SnapshotMemory.Default,
+            (done, total) => { if (done > 0) cts.Cancel(); }, cts.Token,
+            method == "WriteTracked" ? SnapshotMethod.WriteTracked : SnapshotMethod.CloneTwin));
+        Assert.False(File.Exists(core));
+        AssertUnharmed(p, before);
+    }
+
     [PrivilegedFact("ptrace of a running process")]
     public void AProcessWithAUserfaultfdOfItsOwnGetsATwinInstead()
     {
