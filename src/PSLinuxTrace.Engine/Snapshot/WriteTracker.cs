@@ -17,7 +17,6 @@ internal sealed class WriteTracker : IDisposable
     private readonly SafeFileDescriptor _uffd, _pagemap;
     private readonly List<(ulong Start, ulong End)> _registered = new();
     private readonly ILogger _log;
-    private readonly UserFault.PageRegion[] _regions = new UserFault.PageRegion[1024];
 
     private WriteTracker(SafeFileDescriptor uffd, SafeFileDescriptor pagemap, ILogger log)
     {
@@ -75,19 +74,19 @@ internal sealed class WriteTracker : IDisposable
 
     /// <summary>The runs of pages of [start, end) that are in memory or in swap (not never-touched ones).</summary>
     public List<(ulong Start, ulong End)> Populated(ulong start, ulong end) =>
-        Collect(start, end, 0, 0, 0, UserFault.PAGE_IS_PRESENT | UserFault.PAGE_IS_SWAPPED).Select(r => (r.Start, r.End)).ToList();
+        Collect(_pagemap, start, end, 0, 0, 0, UserFault.PAGE_IS_PRESENT | UserFault.PAGE_IS_SWAPPED).Select(r => (r.Start, r.End)).ToList();
 
     /// <summary>
     /// The pages of [start, end) written since they were protected (in memory or swap, and not the shared
     /// zero page), protected again in the same step, so that a later call reports only later writes.
     /// </summary>
     public List<(ulong Start, ulong End)> TakeWritten(ulong start, ulong end) =>
-        Collect(start, end, UserFault.PM_SCAN_WP_MATCHING, UserFault.PAGE_IS_PFNZERO, UserFault.PAGE_IS_WRITTEN | UserFault.PAGE_IS_PFNZERO,
+        Collect(_pagemap, start, end, UserFault.PM_SCAN_WP_MATCHING, UserFault.PAGE_IS_PFNZERO, UserFault.PAGE_IS_WRITTEN | UserFault.PAGE_IS_PFNZERO,
             UserFault.PAGE_IS_PRESENT | UserFault.PAGE_IS_SWAPPED).Select(r => (r.Start, r.End)).ToList();
 
     /// <summary>Every run of pages of [start, end) with the same state (<see cref="PageState"/>).</summary>
     public List<(ulong Start, ulong End, PageState State)> States(ulong start, ulong end) =>
-        Collect(start, end, 0, 0, 0, 0).Select(r => (r.Start, r.End, new PageState(r.Categories))).ToList();
+        Collect(_pagemap, start, end, 0, 0, 0, 0).Select(r => (r.Start, r.End, new PageState(r.Categories))).ToList();
 
     /// <summary>What PAGEMAP_SCAN says of a page.</summary>
     public readonly record struct PageState(ulong Categories)
@@ -98,22 +97,24 @@ internal sealed class WriteTracker : IDisposable
         public bool HasBytes => (Categories & (UserFault.PAGE_IS_PRESENT | UserFault.PAGE_IS_SWAPPED)) != 0 && (Categories & UserFault.PAGE_IS_PFNZERO) == 0;
     }
 
-    private List<UserFault.PageRegion> Collect(ulong start, ulong end, ulong flags, ulong inverted, ulong all, ulong any)
+    /// <summary>Runs PAGEMAP_SCAN over [start, end) until done. Safe to call from several threads at once.</summary>
+    private static List<UserFault.PageRegion> Collect(SafeFileDescriptor pagemap, ulong start, ulong end, ulong flags, ulong inverted, ulong all, ulong any)
     {
+        var regions = new UserFault.PageRegion[256];
         var result = new List<UserFault.PageRegion>();
         ulong at = start;
         while (at < end)
         {
-            int n = UserFault.Scan(_pagemap, at, end, flags, inverted, all, any, _regions, out ulong walkEnd);
+            int n = UserFault.Scan(pagemap, at, end, flags, inverted, all, any, regions, out ulong walkEnd);
             if (n < 0) throw Errno.ToException(-n, "PAGEMAP_SCAN", 0);
             for (int i = 0; i < n; i++)
             {
-                var r = _regions[i];
+                var r = regions[i];
                 if (result.Count > 0 && result[^1].End == r.Start && (result[^1].Categories == r.Categories || any != 0 || all != 0))
                     result[^1] = result[^1] with { End = r.End };
                 else result.Add(r);
             }
-            if (walkEnd <= at || n < _regions.Length) break;
+            if (walkEnd <= at || n < regions.Length) break;
             at = walkEnd;
         }
         return result;
@@ -122,8 +123,9 @@ internal sealed class WriteTracker : IDisposable
     /// <summary>Whether [start, end) holds pages of its own (copy-on-write copies, not the file's): smaps' "Anonymous" &gt; 0.</summary>
     public bool HasPrivatePages(ulong start, ulong end)
     {
+        Span<UserFault.PageRegion> one = stackalloc UserFault.PageRegion[1];
         int n = UserFault.Scan(_pagemap, start, end, 0, UserFault.PAGE_IS_FILE, UserFault.PAGE_IS_FILE,
-            UserFault.PAGE_IS_PRESENT | UserFault.PAGE_IS_SWAPPED, _regions.AsSpan(0, 1), out _);
+            UserFault.PAGE_IS_PRESENT | UserFault.PAGE_IS_SWAPPED, one, out _);
         return n > 0;
     }
 
