@@ -15,7 +15,7 @@ internal delegate int MemoryReadFunc(ulong address, Span<byte> buffer);
 /// </summary>
 internal static class CoreWriter
 {
-    private const int PageSize = 4096;
+    internal const int PageSize = 4096;
 
     /// <summary>
     /// Writes <paramref name="image"/> to <paramref name="output"/>, pulling each segment's bytes from
@@ -27,39 +27,18 @@ internal static class CoreWriter
         Action<long, long>? progress, CancellationToken cancel, Action? memoryRead = null)
     {
         byte[] notes = BuildNotes(image);
-        int phnum = 1 + image.Segments.Count;
-        long headerSize = 64 + (long)phnum * 56;
-        long notesOffset = headerSize;
-        long dataOffset = Align(notesOffset + notes.Length, PageSize);
-
-        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
-        var header = new byte[headerSize];
-        var h = header.AsSpan();
-        BuildElfHeader(phnum, 64).CopyTo(h);
-        var ph = h[64..];
-        WritePhdr(ph, ElfProgramHeader.PT_NOTE, 0, (ulong)notesOffset, 0, (ulong)notes.Length, 0, 4);
-        long offset = dataOffset;
-        long total = image.Segments.Sum(s => (long)s.DumpSize);
-        for (int i = 0; i < image.Segments.Count; i++)
-        {
-            var s = image.Segments[i];
-            WritePhdr(ph[((i + 1) * 56)..], ElfProgramHeader.PT_LOAD, s.Flags, (ulong)offset, s.Start, s.DumpSize, s.End - s.Start, PageSize);
-            offset += (long)s.DumpSize;
-        }
-        long fileSize = offset;
-
-        output.SetLength(0);
-        output.Write(header);
-        output.Write(notes);
+        long dataOffset = Align(64 + TableSize(image, notes), PageSize);
         var ranges = new List<(ulong Address, long Offset, ulong Length)>();
         long position = dataOffset;
         foreach (var s in image.Segments)
         {
+            s.CoreOffset = position;
             if (s.DumpSize > 0) ranges.Add((s.Start, position, s.DumpSize));
             position += (long)s.DumpSize;
         }
+        output.SetLength(0);
         long unreadable = Copy(output, ranges, readMemory, progress, cancel, sparse: true, memoryRead);
-        output.SetLength(fileSize);
+        long fileSize = WriteHeaders(output, image, dataOffset, position, notes);
         output.Flush(flushToDisk: false);
         return (fileSize, unreadable);
     }
@@ -145,12 +124,11 @@ internal static class CoreWriter
     /// segments carry their own CoreOffset, after it when they fit in <paramref name="reserved"/> bytes,
     /// else at <paramref name="dataEnd"/> (e_phoff may point anywhere). Returns the file's size.
     /// </summary>
-    internal static long WriteHeaders(FileStream output, CoreImage image, long reserved, long dataEnd)
+    internal static long WriteHeaders(FileStream output, CoreImage image, long reserved, long dataEnd, byte[]? notes = null)
     {
-        byte[] notes = BuildNotes(image);
+        notes ??= BuildNotes(image);
+        long tableSize = TableSize(image, notes);
         int phnum = 1 + image.Segments.Count;
-        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
-        long tableSize = (long)phnum * 56 + notes.Length;
         long phoff = 64 + tableSize <= reserved ? 64 : Align(dataEnd, 8);
         var table = new byte[tableSize];
         var ph = table.AsSpan();
@@ -166,6 +144,14 @@ internal static class CoreWriter
         long size = Math.Max(dataEnd, phoff + tableSize);
         output.SetLength(size);
         return size;
+    }
+
+    /// <summary>The program header table and the notes after it, in bytes.</summary>
+    private static long TableSize(CoreImage image, byte[] notes)
+    {
+        int phnum = 1 + image.Segments.Count;
+        if (phnum >= 0xffff) throw new NotSupportedException("More than 65534 mappings (PN_XNUM) is not supported by this writer.");
+        return (long)phnum * 56 + notes.Length;
     }
 
     /// <summary>A free buffer; when the writer has failed (disk full), its exception instead of waiting forever.</summary>
@@ -228,7 +214,7 @@ internal static class CoreWriter
         BinaryPrimitives.WriteUInt64LittleEndian(p[48..], align);
     }
 
-    private static long Align(long v, long a) => (v + a - 1) / a * a;
+    internal static long Align(long v, long a) => (v + a - 1) / a * a;
 
     internal static byte[] BuildNotes(CoreImage image)
     {
