@@ -233,7 +233,7 @@ public sealed class LiveSnapshotter
         if (mode == "0") return null;
         string what = mode == "1" ? "seccomp strict mode" : "a seccomp filter";
         return $"Process {pid} runs under {what}, which could refuse an injected system call or kill the process for it; " +
-            "so no twin is made and the process stays stopped while its memory is read (PausedFor covers the whole read).";
+            "so nothing is injected and the process stays stopped while its memory is read (PausedFor covers the whole read).";
     }
 
     /// <summary>Whether the process holds a userfaultfd of its own (then its memory is not tracked: a twin is made instead).</summary>
@@ -304,8 +304,8 @@ public sealed class LiveSnapshotter
         // The header area: generous, so the final program headers and notes (more threads, more mappings by
         // then) fit before the data; they go after it when they do not.
         int threads = ProcFs.ListThreads(pid).Count;
-        long reserve = Align(64 + 56L * (2 * first.Segments.Count + 64)
-            + 2L * (threads * 4096 + first.Segments.Sum(s => (s.Path?.Length ?? 0) + 25) + 8192), PageSize);
+        long reserve = CoreWriter.Align(64 + 56L * (2 * first.Segments.Count + 64)
+            + 2L * (threads * 4096 + first.Segments.Sum(s => (s.Path?.Length ?? 0) + 25) + 8192), CoreWriter.PageSize);
         var copies = new List<Copied>();
         // What was copied with bytes of its own: a page there that is gone or the zero page by the final stop
         // is read again (as zeros), so the file does not keep the old bytes.
@@ -328,9 +328,10 @@ public sealed class LiveSnapshotter
                     copiedBytes.Add((x, y));
                 }
             }
-            else if (tracked && !tracker.Protect(s.Start, segmentEnd)) c = c with { Tracked = false };
-            if (!(tracked && s.Path is null))
+            else
             {
+                // File-backed (unpopulated pages are the file's bytes, not zeros) or shared: all of it.
+                if (tracked && !tracker.Protect(s.Start, segmentEnd)) c = c with { Tracked = false };
                 ranges.Add((s.Start, c.Offset, s.DumpSize));
                 copiedBytes.Add((s.Start, segmentEnd));
             }
@@ -484,10 +485,7 @@ public sealed class LiveSnapshotter
     private const long RecopyWhileRunningAbove = 4L << 20;
     /// <summary>Tracked memory is scanned at the final stop in slices of this size, in parallel.</summary>
     private const ulong ScanSlice = 128UL << 20;
-    private const int PageSize = 4096;
     private const int SYS_close = 3;
-
-    private static long Align(long v, long a) => (v + a - 1) / a * a;
 
     /// <summary>Seizes and interrupts every thread, until no new thread appears.</summary>
     private void SeizeAll(int pid, Dictionary<int, Seized> seized, CancellationToken cancel)
