@@ -33,8 +33,9 @@ public sealed class LiveSnapshotTests : IDisposable
         foreach (string path in _cores) File.Delete(path);
     }
 
-    private static ProcessSnapshot Save(int pid, string path, SnapshotMemory include = SnapshotMemory.Default, bool track = true) =>
-        new LiveSnapshotter(NullLogger.Instance).Save(pid, path, include, method: track ? SnapshotMethod.WriteTracked : SnapshotMethod.CloneTwin);
+    private static ProcessSnapshot Save(int pid, string path, SnapshotMemory include = SnapshotMemory.Default,
+        SnapshotMethod method = SnapshotMethod.WriteTracked) =>
+        new LiveSnapshotter(NullLogger.Instance).Save(pid, path, include, method: method);
 
     private static string Mutator => Fixtures.Build("mutator", "-pthread");
 
@@ -68,20 +69,20 @@ public sealed class LiveSnapshotTests : IDisposable
     private static long Rounds(FixtureProcess p) => long.Parse(Regex.Match(p.Ask("status"), @"rounds=(\d+)").Groups[1].Value);
 
     [PrivilegedTheory("ptrace of a running process")]
-    [InlineData("WriteTracked")]
-    [InlineData("CloneTwin")]
-    public void ASingleThreadedSnapshotRoundTripsThroughGdbAndReadCoreDump(string method)
+    [InlineData(SnapshotMethod.WriteTracked)]
+    [InlineData(SnapshotMethod.CloneTwin)]
+    public void ASingleThreadedSnapshotRoundTripsThroughGdbAndReadCoreDump(SnapshotMethod method)
     {
         using var p = FixtureProcess.StartGrandchild(Exe, "0");
         int pid = p.TargetPid;
         string core = CorePath("one");
         string mapsBefore = File.ReadAllText($"/proc/{pid}/maps");
-        var snap = Save(pid, core, track: method == "WriteTracked");
+        var snap = Save(pid, core, method: method);
         // The idle process's mappings are as they were: none split or merged by tracking and its undoing.
         Assert.Equal(mapsBefore, File.ReadAllText($"/proc/{pid}/maps"));
         Assert.Equal(pid, snap.Pid);
         Assert.Equal(1, snap.Threads);
-        Assert.Equal(method, snap.Method);
+        Assert.Equal(method.ToString(), snap.Method);
         Assert.True(snap.PausedFor < snap.Duration);
         Assert.Equal(new FileInfo(core).Length, snap.Bytes);
 
@@ -100,17 +101,17 @@ public sealed class LiveSnapshotTests : IDisposable
     }
 
     [PrivilegedTheory("ptrace of a running process")]
-    [InlineData("WriteTracked")]
-    [InlineData("CloneTwin")]
-    public void An8ThreadSnapshotHasEveryThreadWithGdbsRegistersAndFrames(string method)
+    [InlineData(SnapshotMethod.WriteTracked)]
+    [InlineData(SnapshotMethod.CloneTwin)]
+    public void An8ThreadSnapshotHasEveryThreadWithGdbsRegistersAndFrames(SnapshotMethod method)
     {
         // Eight threads busy writing their stacks and buffers while the memory is copied: the frames gdb
         // unwinds from the final registers must be there, whichever way the memory was read.
         using var p = FixtureProcess.StartGrandchild(Exe, "8");
         int pid = p.TargetPid;
         string core = CorePath("eight");
-        var snap = Save(pid, core, track: method == "WriteTracked");
-        Assert.Equal(method, snap.Method);
+        var snap = Save(pid, core, method: method);
+        Assert.Equal(method.ToString(), snap.Method);
         Assert.Equal(9, snap.Threads);
 
         var info = Tool.Run("gdb", new[] { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "info threads", Exe, core });
@@ -254,9 +255,9 @@ public sealed class LiveSnapshotTests : IDisposable
         // is cloned, while memory is read from the twin, or after. Either the core was taken before the
         // death (the twin holds a consistent copy) and is whole, or the error says the process is gone
         // and no partial file stays; never a hang, another exception, a stopped twin or a leaked trace.
-        foreach (bool track in new[] { true, false })
+        foreach (var method in new[] { SnapshotMethod.WriteTracked, SnapshotMethod.CloneTwin })
             foreach (int delay in new[] { 0, 5, 20, 60, 150, 400 })
-                SnapshotWhileKilled(pid => { Thread.Sleep(delay); LibC.kill(pid, LibC.SIGKILL); }, $"killed{delay}", track);
+                SnapshotWhileKilled(pid => { Thread.Sleep(delay); LibC.kill(pid, LibC.SIGKILL); }, $"killed{delay}", method);
         AssertNoTwinOutlivesItsSnapshot();
     }
 
@@ -280,12 +281,12 @@ public sealed class LiveSnapshotTests : IDisposable
                     catch (IOException) { break; }
                 }
                 LibC.kill(pid, LibC.SIGKILL);
-            }, $"born{round}", track: false);
+            }, $"born{round}", SnapshotMethod.CloneTwin);
         }
         AssertNoTwinOutlivesItsSnapshot();
     }
 
-    private void SnapshotWhileKilled(Action<int> killer, string name, bool track)
+    private void SnapshotWhileKilled(Action<int> killer, string name, SnapshotMethod method)
     {
         using var p = FixtureProcess.StartGrandchild(Exe, "8");
         int pid = p.TargetPid;
@@ -294,7 +295,7 @@ public sealed class LiveSnapshotTests : IDisposable
         thread.Start();
         try
         {
-            var snap = Save(pid, core, track: track);
+            var snap = Save(pid, core, method: method);
             Assert.True(File.Exists(core));
             using var reader = new CoreDumpReader(NullLogger.Instance);
             var dump = reader.Read(core);
@@ -411,9 +412,9 @@ public sealed class LiveSnapshotTests : IDisposable
     }
 
     [PrivilegedTheory("ptrace of a running process")]
-    [InlineData("WriteTracked")]
-    [InlineData("CloneTwin")]
-    public void TheCoreIsOneInstantOfAProcessThatKeepsWriting(string method)
+    [InlineData(SnapshotMethod.WriteTracked)]
+    [InlineData(SnapshotMethod.CloneTwin)]
+    public void TheCoreIsOneInstantOfAProcessThatKeepsWriting(SnapshotMethod method)
     {
         // The worker rewrites 32 MiB, pass after pass, with the pass number, in a scattered order (index =
         // j * 7919 mod 2^22), faster than it can be copied: one instant shows pass g+1 at the first J indexes
@@ -428,8 +429,8 @@ public sealed class LiveSnapshotTests : IDisposable
         {
             Thread.Sleep(100);
             string core = CorePath("instant");
-            var snap = Save(pid, core, track: method == "WriteTracked");
-            Assert.Equal(method, snap.Method);
+            var snap = Save(pid, core, method: method);
+            Assert.Equal(method.ToString(), snap.Method);
             var gens = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(reader.Read(core).ReadMemory(p.Address("gens"), N * 8));
             ulong high = gens[0], low = gens[0];
             foreach (ulong g in gens) { high = Math.Max(high, g); low = Math.Min(low, g); }
@@ -479,9 +480,9 @@ public sealed class LiveSnapshotTests : IDisposable
     }
 
     [PrivilegedTheory("ptrace of a running process")]
-    [InlineData("WriteTracked")]
-    [InlineData("CloneTwin")]
-    public void CancellingMidCopyRemovesTheFileAndLeavesTheProcessAsItWas(string method)
+    [InlineData(SnapshotMethod.WriteTracked)]
+    [InlineData(SnapshotMethod.CloneTwin)]
+    public void CancellingMidCopyRemovesTheFileAndLeavesTheProcessAsItWas(SnapshotMethod method)
     {
         // Ctrl+C in the middle of the copy: the cancellation surfaces, no partial file stays, and the
         // process runs on untraced, untracked, with no twin and its mappings as they were.
@@ -492,7 +493,7 @@ public sealed class LiveSnapshotTests : IDisposable
         long before = Rounds(p);
         Assert.ThrowsAny<OperationCanceledException>(() => new LiveSnapshotter(NullLogger.Instance).Save(pid, core, SnapshotMemory.Default,
             (done, total) => { if (done > 0) cts.Cancel(); }, cts.Token,
-            method == "WriteTracked" ? SnapshotMethod.WriteTracked : SnapshotMethod.CloneTwin));
+            method));
         Assert.False(File.Exists(core));
         AssertUnharmed(p, before);
     }
