@@ -5,7 +5,8 @@
  * with looks like an instant.) Commands on stdin change memory on
  * request: "poke" writes a new value into a page; "zap" drops four pages filled with 0xa5 (MADV_DONTNEED:
  * they read as zeros after); "map" maps a new 1 MiB region filled with 0x5a; "uffd" opens a userfaultfd
- * of its own. Each answers with one line. */
+ * of its own; "fork" fills gens with gens[i] = i * 0x9e3779b97f4a7c15 and forks a child that shares it
+ * (copy-on-write) and sleeps until this process dies. Each answers with one line. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,6 +51,16 @@ int main(int argc, char **argv)
             unsigned char *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             memset(m, 0x5a, 1 << 20);
             printf("mapped=%p\n", (void *)m);
+        }
+        else if (!strncmp(line, "fork", 4)) {
+            for (size_t i = 0; i < GENS; i++) gens[i] = i * 0x9e3779b97f4a7c15ull;
+            pid_t child = fork();
+            if (child == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() == 1) _exit(0);
+                for (;;) pause();
+            }
+            printf("forked=%d\n", (int)child);
         }
         else if (!strncmp(line, "uffd", 4)) printf("uffd=%ld\n", syscall(SYS_userfaultfd, 1 /* UFFD_USER_MODE_ONLY */));
         else printf("ok\n");

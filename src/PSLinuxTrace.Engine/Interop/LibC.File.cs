@@ -39,3 +39,12 @@ internal static partial class LibC
     internal const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_TRUNC = 0x200,
         O_CLOEXEC = 0x80000, O_NONBLOCK = 0x800;
 }
+
+internal static partial class LibC
+{
+    /// <summary>pread(2) into a span at <paramref name="offset"/>; returns the count or -1 with errno set.</summary>
+    internal static unsafe nint PRead(SafeFileDescriptor fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer) return pread(fd.Fd, p, buffer.Length, offset);
+    }
+}

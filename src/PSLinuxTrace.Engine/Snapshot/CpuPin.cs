@@ -14,7 +14,17 @@ internal sealed class CpuPin : IDisposable
 {
     private ulong[]? _previous;
 
-    private CpuPin(ulong[]? previous) => _previous = previous;
+    /// <summary>The calling thread's own mask while a pin is on it; null when it is not pinned.</summary>
+    [ThreadStatic] private static ulong[]? t_unpinned;
+
+    private CpuPin(ulong[]? previous)
+    {
+        _previous = previous;
+        if (previous is not null) t_unpinned = previous;
+    }
+
+    /// <summary>The mask the calling thread has when not pinned (its current one when no pin is on): what threads it creates should get.</summary>
+    public static ulong[]? UnpinnedMask => t_unpinned ?? ThreadAffinity.Get();
 
     public static CpuPin ToCpuOf(int pid, ILogger log)
     {
@@ -45,5 +55,6 @@ internal sealed class CpuPin : IDisposable
         if (_previous is null) return;
         ThreadAffinity.Set(_previous);
         _previous = null;
+        t_unpinned = null;
     }
 }

@@ -202,7 +202,7 @@ public sealed class LaunchSnapshotter
         };
         image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, JsonSerializer.SerializeToUtf8Bytes(restore)));
         var sw = Stopwatch.StartNew();
-        using var output = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1);
+        using var output = CoreWriter.CreateFile(path);
         var (fileSize, unreadable) = CoreWriter.Write(output, image, (a, b) => RemoteMemory.Read(pid, a, b), progress, cancel);
         long memory = image.Segments.Sum(s => (long)s.DumpSize);
         return new ProcessSnapshot(Path.GetFullPath(path), pid, 1, image.Segments.Count, fileSize, memory, sw.Elapsed, total.Elapsed,

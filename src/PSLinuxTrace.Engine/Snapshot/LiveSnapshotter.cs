@@ -75,7 +75,7 @@ public sealed class LiveSnapshotter
         }
         try
         {
-            output = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+            output = CoreWriter.CreateFile(path);
             pin = CpuPin.ToCpuOf(pid, _log);
             var pause = Stopwatch.StartNew();
             SeizeAll(pid, seized, cancel);
@@ -101,6 +101,9 @@ public sealed class LiveSnapshotter
                 paused += pausedAgain;
                 output.Dispose();
                 output = null;
+                // Unregistering walks every tracked page (see WriteTracker): part of the snapshot's Duration.
+                tracker.Dispose();
+                tracker = null;
                 return Done(tracked, size, missing);
             }
             image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
@@ -130,16 +133,19 @@ public sealed class LiveSnapshotter
             {
                 DetachAll(seized, pid);
                 paused += pause.Elapsed;
-                pin.Dispose(); // reading and writing may use every CPU
             }
+            pin.Dispose(); // reading and writing use every CPU (the copy's threads would inherit a pinned mask)
 
             int source = twin > 0 ? twin : pid;
             AddSegments(image, maps, source, include);
+            // Through /proc/PID/mem: read with process_vm_readv, the twin would copy every page it shares with the target.
+            using var sourceMemory = MemoryFile.Open(source);
+            using var targetMemory = source == pid ? null : MemoryFile.Open(pid);
             int Read(ulong address, Span<byte> buffer)
             {
-                int n = RemoteMemory.Read(source, address, buffer);
+                int n = sourceMemory.Read(address, buffer);
                 // Regions the twin lacks (MADV_DONTFORK) come from the target itself.
-                if (n == 0 && source != pid) n = RemoteMemory.Read(pid, address, buffer);
+                if (n == 0 && targetMemory is not null) n = targetMemory.Read(address, buffer);
                 return n;
             }
             // Once every byte is read, the twin can go while the file is still being written.
@@ -289,7 +295,9 @@ public sealed class LiveSnapshotter
     private (CoreImage Image, long FileSize, long Unreadable, TimeSpan Paused) SaveTracked(int pid, FileStream output, SnapshotMemory include,
         WriteTracker tracker, Dictionary<int, Seized> seized, Action<long, long>? progress, CancellationToken cancel)
     {
-        int Read(ulong address, Span<byte> buffer) => RemoteMemory.Read(pid, address, buffer);
+        // Through /proc/PID/mem: process_vm_readv would unshare the pages the process shares with a child it forked.
+        using var memory = MemoryFile.Open(pid);
+        int Read(ulong address, Span<byte> buffer) => memory.Read(address, buffer);
         var maps = ProcFs.ReadMaps(pid);
         var anonymous = ReadSmapsAnonymous(pid);
         var first = new CoreImage { Pid = pid };
@@ -338,7 +346,7 @@ public sealed class LiveSnapshotter
             copies.Add(c);
             end += (long)s.DumpSize;
         }
-        output.SetLength(0);
+        if (output.Length != 0) output.SetLength(0); // a new file is never truncated (CoreWriter.CreateFile)
         long unreadable = CoreWriter.Copy(output, ranges, Read, progress, cancel, sparse: true);
         _log.LogInformation("Copied {Bytes} bytes of memory from the running process {Pid}; {Tracked} of {Count} private segment(s) are write-tracked.",
             ranges.Sum(r => (long)r.Length), pid, copies.Count(c => c.Tracked), copies.Count(c => c.Private));
@@ -420,17 +428,24 @@ public sealed class LiveSnapshotter
                 }
             }
             var changed = new System.Collections.Concurrent.ConcurrentBag<(ulong Address, long Offset, ulong Length)>();
-            Parallel.ForEach(scans, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, scan =>
+            int nextScan = -1;
+            using var stopScans = new CancellationTokenSource();
+            Workers.Run(Math.Min(scans.Count, Workers.Count(int.MaxValue)), _ =>
             {
-                foreach (var (x, y, state) in tracker.States(scan.Start, scan.End))
+                int i;
+                while (!stopScans.IsCancellationRequested && (i = Interlocked.Increment(ref nextScan)) < scans.Count)
                 {
-                    if (!state.MayHaveChanged) continue;
-                    // Bytes of its own: read them. No bytes (gone, or the zero page): zeros, which the file
-                    // already has unless bytes were copied there.
-                    var runs = state.HasBytes ? [(x, y)] : Intersect(copiedBytes, x, y);
-                    foreach (var (u, v) in runs) changed.Add((u, scan.Offset + (long)(u - scan.Start), v - u));
+                    var scan = scans[i];
+                    foreach (var (x, y, state) in tracker.States(scan.Start, scan.End))
+                    {
+                        if (!state.MayHaveChanged) continue;
+                        // Bytes of its own: read them. No bytes (gone, or the zero page): zeros, which the file
+                        // already has unless bytes were copied there.
+                        var runs = state.HasBytes ? [(x, y)] : Intersect(copiedBytes, x, y);
+                        foreach (var (u, v) in runs) changed.Add((u, scan.Offset + (long)(u - scan.Start), v - u));
+                    }
                 }
-            });
+            }, stopScans);
             toRead.AddRange(changed);
             image.Segments.Clear();
             image.Segments.AddRange(pieces);

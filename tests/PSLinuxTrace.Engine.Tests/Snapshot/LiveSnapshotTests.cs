@@ -482,6 +482,56 @@ public sealed class LiveSnapshotTests : IDisposable
     [PrivilegedTheory("ptrace of a running process")]
     [InlineData(SnapshotMethod.WriteTracked)]
     [InlineData(SnapshotMethod.CloneTwin)]
+    public void MemoryTheProcessSharesWithItsChildStaysShared(SnapshotMethod method)
+    {
+        // The process forked a child that shares its 32 MiB array copy-on-write. Reading that memory with
+        // process_vm_readv pins it, and the kernel first gives the pinned process a copy of every shared page
+        // it pins ("unshare"): the process would stop sharing its memory with its child. Read through
+        // /proc/PID/mem, nothing is unshared, in the target or (CloneTwin) in the twin.
+        using var p = FixtureProcess.StartGrandchild(Mutator, "0");
+        int pid = p.TargetPid;
+        int child = int.Parse(p.Ask("fork").Split('=')[1]);
+        Assert.True(child > 0, "the fixture could not fork");
+        long shared = SharedDirtyKb(pid);
+        Assert.True(shared >= 32 * 1024, $"the fork shares only {shared} kB");
+        string core = CorePath("shared");
+        var snap = Save(pid, core, method: method);
+        Assert.Equal(method.ToString(), snap.Method);
+        long after = SharedDirtyKb(pid);
+        Assert.True(after >= shared - 64, $"the snapshot unshared the process's memory: Shared_Dirty {shared} kB before, {after} kB after");
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        var gens = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(reader.Read(core).ReadMemory(p.Address("gens"), (32 << 20)));
+        for (int i = 0; i < gens.Length; i++)
+            if (gens[i] != (ulong)i * 0x9e3779b97f4a7c15UL) Assert.Fail($"gens[{i}] is {gens[i]:x} in the core");
+        Assert.Equal("ok", p.Ask("status"));
+    }
+
+    [PrivilegedFact("ptrace of a running process")]
+    public void AnExistingFileIsReplacedAndALinkAtThePathIsNotFollowed()
+    {
+        // -Force: the old core is replaced by a new file (not truncated, which would make ext4 write the whole
+        // new core out at close), and a symbolic link planted at the path is replaced, not written through.
+        using var p = FixtureProcess.StartGrandchild(Exe, "1");
+        string core = CorePath("replaced"), victim = CorePath("victim");
+        File.WriteAllText(victim, "keep me");
+        File.CreateSymbolicLink(core, victim);
+        Save(p.TargetPid, core);
+        Assert.Equal("keep me", File.ReadAllText(victim));
+        Assert.Null(new FileInfo(core).LinkTarget);
+        long first = new FileInfo(core).Length;
+        Save(p.TargetPid, core);
+        Assert.Equal(first, new FileInfo(core).Length, (a, b) => Math.Abs(a - b) < (1 << 20));
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        Assert.Equal(p.TargetPid, reader.Read(core).Pid);
+    }
+
+    /// <summary>Shared_Dirty of /proc/PID/smaps_rollup, in kB: memory the process shares with another (here: its fork).</summary>
+    private static long SharedDirtyKb(int pid) =>
+        long.Parse(Regex.Match(File.ReadAllText($"/proc/{pid}/smaps_rollup"), @"Shared_Dirty:\s+(\d+) kB").Groups[1].Value);
+
+    [PrivilegedTheory("ptrace of a running process")]
+    [InlineData(SnapshotMethod.WriteTracked)]
+    [InlineData(SnapshotMethod.CloneTwin)]
     public void CancellingMidCopyRemovesTheFileAndLeavesTheProcessAsItWas(SnapshotMethod method)
     {
         // Ctrl+C in the middle of the copy: the cancellation surfaces, no partial file stays, and the
