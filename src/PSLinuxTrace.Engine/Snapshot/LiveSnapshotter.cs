@@ -140,19 +140,28 @@ public sealed class LiveSnapshotter
             AddSegments(image, maps, source, include);
             // Through /proc/PID/mem: read with process_vm_readv, the twin would copy every page it shares with the target.
             using var sourceMemory = MemoryFile.Open(source);
-            using var targetMemory = source == pid ? null : MemoryFile.Open(pid);
+            // Opened only when needed: once the twin is made, a target that exits still leaves a whole core.
+            var targetMemory = new Lazy<MemoryFile>(() => MemoryFile.Open(pid), LazyThreadSafetyMode.ExecutionAndPublication);
             int Read(ulong address, Span<byte> buffer)
             {
                 int n = sourceMemory.Read(address, buffer);
                 // Regions the twin lacks (MADV_DONTFORK) come from the target itself.
-                if (n == 0 && targetMemory is not null) n = targetMemory.Read(address, buffer);
+                if (n == 0 && source != pid) n = targetMemory.Value.Read(address, buffer);
                 return n;
             }
             // Once every byte is read, the twin can go while the file is still being written.
-            var (fileSize, unreadable) = CoreWriter.Write(output, image, Read, progress, cancel, () =>
+            long fileSize, unreadable;
+            try
             {
-                if (twin > 0) LibC.kill(twin, LibC.SIGKILL);
-            });
+                (fileSize, unreadable) = CoreWriter.Write(output, image, Read, progress, cancel, () =>
+                {
+                    if (twin > 0) LibC.kill(twin, LibC.SIGKILL);
+                });
+            }
+            finally
+            {
+                if (targetMemory.IsValueCreated) targetMemory.Value.Dispose();
+            }
             if (unreadable > 0) _log.LogInformation("{Bytes} bytes could not be read (guard pages) and were written as zeros.", unreadable);
             if (twin == 0)
             {
