@@ -63,27 +63,7 @@ public static class RemoteMemory
 
     private static int ReadProcMem(int pid, ulong address, Span<byte> buffer)
     {
-        try
-        {
-            using var mem = File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Read);
-            int total = 0;
-            while (total < buffer.Length)
-            {
-                // Offsets above long.MaxValue (kernel half) are never user memory.
-                if (address + (ulong)total > long.MaxValue) break;
-                int n;
-                try { n = RandomAccess.Read(mem, buffer[total..], (long)(address + (ulong)total)); }
-                catch (IOException) { break; } // EIO: unmapped
-                if (n <= 0) break;
-                total += n;
-            }
-            return total;
-        }
-        catch (FileNotFoundException) { throw new ProcessNotFoundException(pid); }
-        catch (DirectoryNotFoundException) { throw new ProcessNotFoundException(pid); }
-        catch (UnauthorizedAccessException ex)
-        {
-            throw new TargetPermissionDeniedException($"Permission denied reading the memory of process {pid}.", "CAP_SYS_PTRACE", ex);
-        }
+        using var mem = MemoryFile.Open(pid);
+        return mem.Read(address, buffer);
     }
 }
