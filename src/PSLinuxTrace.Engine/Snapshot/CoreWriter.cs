@@ -31,7 +31,7 @@ internal static class CoreWriter
     }
 
     /// <summary>
-    /// Writes <paramref name="image"/> to <paramref name="output"/>, pulling each segment's bytes from
+    /// Writes <paramref name="image"/> to <paramref name="output"/>, a new empty file (<see cref="CreateFile"/>), pulling each segment's bytes from
     /// <paramref name="readMemory"/> (returns how many bytes it read at an address; unreadable bytes are written as zeros).
     /// Returns (bytes written to the file's extent, bytes that could not be read). <paramref name="memoryRead"/> runs
     /// as soon as the last byte of memory has been read (the rest is writing).
@@ -49,7 +49,6 @@ internal static class CoreWriter
             if (s.DumpSize > 0) ranges.Add((s.Start, position, s.DumpSize));
             position += (long)s.DumpSize;
         }
-        if (output.Length != 0) output.SetLength(0); // a new file (CreateFile) is never truncated: see there
         long unreadable = Copy(output, ranges, readMemory, progress, cancel, sparse: true, memoryRead);
         long fileSize = WriteHeaders(output, image, dataOffset, position, notes);
         output.Flush(flushToDisk: false);
@@ -62,7 +61,7 @@ internal static class CoreWriter
     /// its own buffer. Writing into the page cache is most of the cost (every new page of the file is a fresh
     /// page of memory), and one thread per CPU doing both halves keeps every CPU copying, where one reader
     /// and one writer left the reader idle. The calling thread is one of the workers and reports progress.
-    /// <paramref name="sparse"/>: pages of zeros are skipped (holes in a file that has none there yet); else
+    /// <paramref name="sparse"/>: pages of zeros are skipped (holes in a new file, which has none there yet); else
     /// every byte is written. Unreadable pages are written as zeros; returns how many bytes were.
     /// <paramref name="memoryRead"/> runs (on whichever worker) as soon as the last byte has been read.
     /// </summary>

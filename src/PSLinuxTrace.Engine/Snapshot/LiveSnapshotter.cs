@@ -355,7 +355,6 @@ public sealed class LiveSnapshotter
             copies.Add(c);
             end += (long)s.DumpSize;
         }
-        if (output.Length != 0) output.SetLength(0); // a new file is never truncated (CoreWriter.CreateFile)
         long unreadable = CoreWriter.Copy(output, ranges, Read, progress, cancel, sparse: true);
         _log.LogInformation("Copied {Bytes} bytes of memory from the running process {Pid}; {Tracked} of {Count} private segment(s) are write-tracked.",
             ranges.Sum(r => (long)r.Length), pid, copies.Count(c => c.Tracked), copies.Count(c => c.Private));
