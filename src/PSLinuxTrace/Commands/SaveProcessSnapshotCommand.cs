@@ -39,7 +39,7 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
     [Parameter]
     public SnapshotMemory Include { get; set; } = SnapshotMemory.Default;
 
-    /// <summary>How memory is read while the process runs (default Auto: WriteTracked where the kernel has it, else CloneTwin).</summary>
+    /// <summary>How memory is read while the process runs (default Auto: CloneTwin up to 4 GiB of anonymous memory, above that WriteTracked where the kernel has it).</summary>
     [Parameter(ParameterSetName = LiveSet)]
     public SnapshotMethod Method { get; set; } = SnapshotMethod.Auto;
 

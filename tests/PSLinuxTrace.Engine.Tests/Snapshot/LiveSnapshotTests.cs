@@ -68,6 +68,24 @@ public sealed class LiveSnapshotTests : IDisposable
 
     private static long Rounds(FixtureProcess p) => long.Parse(Regex.Match(p.Ask("status"), @"rounds=(\d+)").Groups[1].Value);
 
+    [PrivilegedFact("ptrace of a running process")]
+    public void AutoMakesATwinOfAProcessWithUpTo4GiBOfAnonymousMemoryAndTracksWritesAbove()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        long before = Rounds(p);
+        long rssAnonKb = long.Parse(Regex.Match(File.ReadAllText($"/proc/{p.TargetPid}/status"), @"RssAnon:\s+(\d+) kB").Groups[1].Value);
+        Assert.InRange(rssAnonKb, 1, LiveSnapshotter.AutoTwinLimitKb);
+        var snap = Save(p.TargetPid, CorePath("auto"), method: SnapshotMethod.Auto);
+        Assert.Equal("CloneTwin", snap.Method);
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        Assert.Equal(3, snap.Threads);
+        Assert.Equal(3, reader.Read(snap.Path).Threads.Length);
+        AssertUnharmed(p, before);
+        // Past the limit the twin's fork would copy page tables for too long while the process is stopped.
+        Assert.Equal(SnapshotMethod.CloneTwin, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb));
+        Assert.Equal(SnapshotMethod.WriteTracked, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb + 1));
+    }
+
     [PrivilegedTheory("ptrace of a running process")]
     [InlineData(SnapshotMethod.WriteTracked)]
     [InlineData(SnapshotMethod.CloneTwin)]
@@ -464,7 +482,7 @@ public sealed class LiveSnapshotTests : IDisposable
             Assert.Equal("poked", p.Ask("poke"));
             Assert.Equal("zapped", p.Ask("zap"));
             mapped = Convert.ToUInt64(p.Ask("map").Split('=')[1], 16);
-        });
+        }, method: SnapshotMethod.WriteTracked);
         Assert.Equal("WriteTracked", snap.Method);
         Assert.NotEqual(0UL, mapped);
         using var reader = new CoreDumpReader(NullLogger.Instance);
