@@ -210,8 +210,8 @@ public sealed class LiveSnapshotter
     /// Anonymous memory above which Auto tracks writes rather than making a twin: the twin's fork copies the page
     /// tables while the process is stopped, about 9 ms per GiB here (18 ms of a 27 ms pause at 2 GiB), so past
     /// 4 GiB it alone would near the 50 ms a pause should stay under. Up to it, the twin is faster and gentler
-    /// (bench/snapshot: 116 against 139 ms at 512 MiB, 0.54-0.55 against 0.80 s at 2 GiB, and the process's own
-    /// longest delay 78-102 against 219 ms), and needs no userfaultfd.
+    /// (bench/snapshot: 116-123 against 139-198 ms at 512 MiB, 0.42-0.55 against 0.71-0.80 s at 2 GiB, and the process's
+    /// own longest delay 78-102 against 219-244 ms), and needs no userfaultfd.
     /// </summary>
     internal const long AutoTwinLimitKb = 4L << 20;
 
