@@ -56,13 +56,15 @@ public sealed class LiveSnapshotter
         CpuPin? pin = null;
         WriteTracker? tracker = null;
         bool complete = false;
+        var chosen = method;
         if (method == SnapshotMethod.Auto)
         {
             long anonymousKb = AnonymousResidentKb(pid);
-            method = ChooseAuto(anonymousKb);
-            _log.LogDebug("Process {Pid} has {Mib} MiB of anonymous memory resident: {Method}.", pid, anonymousKb / 1024, method);
+            chosen = ChooseAuto(anonymousKb);
+            _log.LogDebug("Process {Pid} has {Mib} MiB of anonymous memory resident: {Method}.", pid, anonymousKb / 1024, chosen);
         }
-        bool trackable = method != SnapshotMethod.CloneTwin && WriteTracker.IsSupported && !UsesUserfaultfd(pid);
+        bool trackable = chosen != SnapshotMethod.CloneTwin && WriteTracker.IsSupported && !UsesUserfaultfd(pid);
+        // Only a caller who asked for write tracking is told it was not used (Auto falls back silently, as documented).
         if (method == SnapshotMethod.WriteTracked && !trackable)
         {
             warnings.Add(WriteTracker.IsSupported
