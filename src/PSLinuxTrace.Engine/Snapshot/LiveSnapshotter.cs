@@ -98,22 +98,23 @@ public sealed class LiveSnapshotter
                     _log.LogDebug("Cannot track the writes of process {Pid} ({Message}); a twin is made instead.", pid, ex.Message);
                 }
             }
-            if (tracker is not null)
+            ProcessSnapshot SaveWithTracker(WriteTracker tracking)
             {
                 // Copy while it runs, tracking what it writes; then stop it again only to re-read that.
                 DetachAll(seized, pid);
                 paused += pause.Elapsed;
-                pin.Dispose();
+                pin!.Dispose();
                 used = nameof(SnapshotMethod.WriteTracked);
-                var (tracked, size, missing, pausedAgain) = SaveTracked(pid, output, include, tracker, seized, progress, cancel);
+                var (tracked, size, missing, pausedAgain) = SaveTracked(pid, output!, include, tracking, seized, progress, cancel);
                 paused += pausedAgain;
-                output.Dispose();
+                output!.Dispose();
                 output = null;
                 // Unregistering walks every tracked page (see WriteTracker): part of the snapshot's Duration.
-                tracker.Dispose();
+                tracking.Dispose();
                 tracker = null;
                 return Done(tracked, size, missing);
             }
+            if (tracker is not null) return SaveWithTracker(tracker);
             image = Collect(pid, seized.Values.Where(s => !s.Gone).Select(s => s.Tid).ToList(), include);
             if (risk is not null)
             {
@@ -132,6 +133,20 @@ public sealed class LiveSnapshotter
                 // A twin reported before the failure is not used; the finally block kills and reaps it.
                 unusedTwin = twin;
                 twin = 0;
+                // Auto chose the twin, but the process cannot fork (a pids limit, RLIMIT_NPROC): track its writes instead.
+                if (method == SnapshotMethod.Auto && WriteTracker.IsSupported && !UsesUserfaultfd(pid))
+                {
+                    try { tracker = StartTracking(pid, injector); }
+                    catch (LinuxTraceException e) when (e is not ProcessNotFoundException)
+                    {
+                        _log.LogDebug("Cannot track the writes of process {Pid} either ({Message}).", pid, e.Message);
+                    }
+                    if (tracker is not null)
+                    {
+                        _log.LogInformation("Process {Pid} could not clone a twin ({Message}); its writes are tracked instead.", pid, ex.Message);
+                        return SaveWithTracker(tracker);
+                    }
+                }
                 warnings.Add($"Could not make the target clone a twin ({ex.Message}); the target stays stopped while its memory is read.");
                 _log.LogWarning("{Message}", warnings[^1]);
             }

@@ -86,6 +86,23 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal(SnapshotMethod.WriteTracked, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb + 1));
     }
 
+    [PrivilegedFact("ptrace of a running process, a pids control group")]
+    public void AutoTracksTheWritesOfAProcessThatCannotForkATwin()
+    {
+        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        long before = Rounds(p);
+        ProcessSnapshot snap;
+        using (new FullPidsGroup(p.TargetPid))
+            snap = Save(p.TargetPid, CorePath("nofork"), method: SnapshotMethod.Auto);
+        // Without write tracking (before Linux 6.7) the process can only stay stopped while it is read.
+        Assert.Equal(WriteTracker.IsSupported ? "WriteTracked" : "Stopped", snap.Method);
+        if (WriteTracker.IsSupported) Assert.Empty(snap.Warnings);
+        using var reader = new CoreDumpReader(NullLogger.Instance);
+        Assert.Equal(3, reader.Read(snap.Path).Threads.Length);
+        AssertNotTracked(p.TargetPid);
+        AssertUnharmed(p, before);
+    }
+
     [PrivilegedTheory("ptrace of a running process")]
     [InlineData(SnapshotMethod.WriteTracked)]
     [InlineData(SnapshotMethod.CloneTwin)]
