@@ -133,8 +133,9 @@ public sealed class LiveSnapshotter
                 // A twin reported before the failure is not used; the finally block kills and reaps it.
                 unusedTwin = twin;
                 twin = 0;
-                // Auto chose the twin, but the process cannot fork (a pids limit, RLIMIT_NPROC): track its writes instead.
-                if (method == SnapshotMethod.Auto && WriteTracker.IsSupported && !UsesUserfaultfd(pid))
+                // Auto chose the twin, but the process cannot fork (a pids limit, RLIMIT_NPROC): track its writes instead
+                // (when Auto chose tracking, it was tried first and failed).
+                if (method == SnapshotMethod.Auto && chosen == SnapshotMethod.CloneTwin && WriteTracker.IsSupported && !UsesUserfaultfd(pid))
                 {
                     try { tracker = StartTracking(pid, injector); }
                     catch (LinuxTraceException e) when (e is not ProcessNotFoundException)
