@@ -43,7 +43,7 @@ public sealed class LiveSnapshotter
         if (pid == Environment.ProcessId) throw new ArgumentException("A process cannot snapshot itself with ptrace; use another session.");
         int tracer = Interop.Ptrace.TracerOf(pid);
         if (tracer > 0) throw new TargetBusyException($"Process {pid} is already traced by process {tracer}; a process can have only one tracer.", tracer);
-        Preflight(pid);
+        var status = Preflight(pid);
 
         var total = Stopwatch.StartNew();
         var warnings = new List<string>();
@@ -59,7 +59,7 @@ public sealed class LiveSnapshotter
         var chosen = method;
         if (method == SnapshotMethod.Auto)
         {
-            long anonymousKb = AnonymousResidentKb(pid);
+            long anonymousKb = AnonymousResidentKb(status);
             chosen = ChooseAuto(anonymousKb);
             _log.LogDebug("Process {Pid} has {Mib} MiB of anonymous memory resident: {Method}.", pid, anonymousKb / 1024, chosen);
         }
@@ -237,39 +237,27 @@ public sealed class LiveSnapshotter
     internal static SnapshotMethod ChooseAuto(long anonymousKb) =>
         anonymousKb > AutoTwinLimitKb ? SnapshotMethod.WriteTracked : SnapshotMethod.CloneTwin;
 
-    /// <summary>RssAnon of /proc/PID/status, in kB: the private memory a fork's page-table copy scales with.</summary>
-    private static long AnonymousResidentKb(int pid)
-    {
-        foreach (var line in ProcFs.ReadText(pid, "status").Split('\n'))
-            if (line.StartsWith("RssAnon:", StringComparison.Ordinal) &&
-                long.TryParse(line[8..].Trim().Split(' ')[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long kb))
-                return kb;
-        return 0;
-    }
+    /// <summary>RssAnon ("123 kB") of /proc/PID/status, in kB: the private memory a fork's page-table copy scales with; 0 when unknown.</summary>
+    private static long AnonymousResidentKb(ProcessStatus? status) =>
+        status is not null && status.Fields.TryGetValue("RssAnon", out var value) &&
+        long.TryParse(value.Split(' ')[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long kb)
+            ? kb : 0;
 
     /// <summary>
     /// Refuses, before any file is created, what ptrace would refuse with a bare EPERM that reads like
     /// a missing capability: a process that has already exited (a zombie: nothing left to dump) and a
-    /// kernel thread (no user memory).
+    /// kernel thread (no user memory). Returns the status it read (null when unreadable: ptrace will say why).
     /// </summary>
-    private static void Preflight(int pid)
+    private static ProcessStatus? Preflight(int pid)
     {
-        string status;
-        try { status = ProcFs.ReadText(pid, "status"); }
+        ProcessStatus status;
+        try { status = ProcFs.ReadStatus(pid); }
         catch (ProcessNotFoundException) { throw; }
-        catch (LinuxTraceException) { return; }
-        bool zombie = false;
-        int threads = 1;
-        foreach (string line in status.Split('\n'))
-        {
-            int colon = line.IndexOf(':', StringComparison.Ordinal);
-            if (colon < 0) continue;
-            string key = line[..colon], value = line[(colon + 1)..].Trim();
-            if (key == "State") zombie = value.StartsWith('Z') || value.StartsWith('X');
-            else if (key == "Threads" && int.TryParse(value, out int n)) threads = n;
-            else if (key == "Kthread" && value == "1")
-                throw new UnsupportedFeatureException("Snapshotting a kernel thread", null, $"process {pid} is a kernel thread: it has no user memory and cannot be traced.", byKernel: false);
-        }
+        catch (LinuxTraceException) { return null; }
+        if (status.Fields.TryGetValue("Kthread", out var kthread) && kthread == "1")
+            throw new UnsupportedFeatureException("Snapshotting a kernel thread", null, $"process {pid} is a kernel thread: it has no user memory and cannot be traced.", byKernel: false);
+        bool zombie = status.State is 'Z' or 'X';
+        int threads = status.Threads > 0 ? status.Threads : 1;
         if (zombie && threads <= 1)
             throw new ProcessNotFoundException(pid, $"Process {pid} has exited (it is a zombie waiting for its parent); it has no memory left to snapshot.");
         // A leader that called pthread_exit is a zombie too while its other threads run on; ptrace cannot
@@ -280,6 +268,7 @@ public sealed class LiveSnapshotter
         if (zombie)
             throw new UnsupportedFeatureException("Snapshotting a process whose main thread has exited", null,
                 $"the main thread of process {pid} has exited while its other {threads - 1} thread(s) run on; ptrace cannot stop an exited thread.", byKernel: false);
+        return status;
     }
 
     /// <summary>
