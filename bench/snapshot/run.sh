@@ -5,7 +5,9 @@
 # time; ours report PausedFor. stall is the longest the target's own probe thread (1 ms sleeps) waited
 # to wake during that tool's runs: what the snapshot really cost the process, hypervisor time included.
 # A floor row (floor.c) times one process writing as much of its own memory into a new file: the bound on
-# any tool's speedup over gcore on this machine. Prints MB/s, times and ratios. Needs root and ~5 GiB free in $TMPDIR.
+# any tool's speedup over gcore on this machine. Before every timed run, warm.c touches and frees 3x the size in
+# memory, so that no tool's page cache lands on memory the VM's host has taken back (see warm.c).
+# Prints MB/s, times and ratios. Needs root, ~5 GiB free in $TMPDIR and ~7 GiB of free memory.
 set -uo pipefail
 cd "$(dirname "$0")"
 SIZES=${SIZES:-"64 512 2048"}
@@ -15,6 +17,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 cc -O1 -pthread -o "$work/dirty" dirty.c || exit 1
 cc -O2 -o "$work/floor" floor.c || exit 1
+cc -O2 -o "$work/warm" warm.c || exit 1
 dotnet build -c Release -v q -nologo SnapshotBench.csproj >/dev/null || { echo "build failed"; exit 1; }
 bench=bin/Release/net8.0/SnapshotBench.dll
 now() { date +%s.%N; }
@@ -30,9 +33,13 @@ for mib in $SIZES; do
   stall >/dev/null
   # The floor first (best of 4: the first write of a run pays for fresh memory), so that gcore, not we, gets the
   # memory it frees at its exit.
+  # Before each timed run: fresh memory for its page cache, then a new start for the stall probe (see warm.c).
+  warm() { "$work/warm" $((3 * mib + 256)); echo >&$keep; sleep 0.05; }
+  warm
   fl=$(field floor_ms "$("$work/floor" "$mib" "$work/floor.out" 4)")
   best=999999
   for _ in 1 2; do
+    warm
     t0=$(now); gcore -o "$work/gcore" "$pid" >/dev/null 2>&1; t1=$(now)
     g=$(ms "$t0" "$t1"); best=$(awk -v x="$g" -v y="$best" 'BEGIN { print (x < y) ? x : y }')
     rm -f "$work/gcore.$pid"
@@ -43,6 +50,7 @@ for mib in $SIZES; do
   awk -v s="${mib}M" -v g="$best" -v f="$fl" -v m="$mib" 'BEGIN {
     printf "%-6s %-12s %9.1f %8.0f %10s %10s %8.1fx %11s\n", s, "floor", f, m / (f / 1000), "-", "-", g / f, "" }'
   for method in WriteTracked CloneTwin; do
+    warm
     line=$(SNAPSHOT_METHOD=$method dotnet "$bench" "$pid" "$work/ours.core" 3)
     s=$(stall)
     rm -f "$work/ours.core"
@@ -54,6 +62,8 @@ for mib in $SIZES; do
   exec {keep}>&-
   kill "$pid" 2>/dev/null
 done
+echo "every timed run starts right after warm.c has touched and freed 3x the size in memory: on these VMs the host takes"
+echo "freed memory back within seconds, and a tool whose page cache lands on such memory runs several times slower."
 echo "ours: engine in a warm process, best of 2 after a warm-up; gcore: best of 2. speedup and pause_ratio: gcore's / ours."
 echo "stall_ms: the longest wake-up delay the target itself saw across that tool's runs (about 1 ms plus any stop)."
 echo "floor: one process writing that much of its own memory into a new file here (floor.c), best of 4: the least any"
