@@ -90,14 +90,7 @@ public sealed class LiveSnapshotter
             _log.LogInformation("Stopped {Count} thread(s) of process {Pid}.", seized.Count, pid);
             int injector = seized.ContainsKey(pid) && !seized[pid].Gone ? pid : seized.Values.First(s => !s.Gone).Tid;
             string? risk = InjectionRisk(pid, injector);
-            if (risk is null && trackable)
-            {
-                try { tracker = StartTracking(pid, injector); }
-                catch (LinuxTraceException ex) when (ex is not ProcessNotFoundException)
-                {
-                    _log.LogDebug("Cannot track the writes of process {Pid} ({Message}); a twin is made instead.", pid, ex.Message);
-                }
-            }
+            if (risk is null && trackable) tracker = StartTracking(pid, injector);
             ProcessSnapshot SaveWithTracker(WriteTracker tracking)
             {
                 // Copy while it runs, tracking what it writes; then stop it again only to re-read that.
@@ -135,18 +128,11 @@ public sealed class LiveSnapshotter
                 twin = 0;
                 // Auto chose the twin, but the process cannot fork (a pids limit, RLIMIT_NPROC): track its writes instead
                 // (when Auto chose tracking, it was tried first and failed).
-                if (method == SnapshotMethod.Auto && chosen == SnapshotMethod.CloneTwin && WriteTracker.IsSupported && !UsesUserfaultfd(pid))
+                if (method == SnapshotMethod.Auto && chosen == SnapshotMethod.CloneTwin && WriteTracker.IsSupported && !UsesUserfaultfd(pid)
+                    && (tracker = StartTracking(pid, injector)) is not null)
                 {
-                    try { tracker = StartTracking(pid, injector); }
-                    catch (LinuxTraceException e) when (e is not ProcessNotFoundException)
-                    {
-                        _log.LogDebug("Cannot track the writes of process {Pid} either ({Message}).", pid, e.Message);
-                    }
-                    if (tracker is not null)
-                    {
-                        _log.LogInformation("Process {Pid} could not clone a twin ({Message}); its writes are tracked instead.", pid, ex.Message);
-                        return SaveWithTracker(tracker);
-                    }
+                    _log.LogInformation("Process {Pid} could not clone a twin ({Message}); its writes are tracked instead.", pid, ex.Message);
+                    return SaveWithTracker(tracker);
                 }
                 warnings.Add($"Could not make the target clone a twin ({ex.Message}); the target stays stopped while its memory is read.");
                 _log.LogWarning("{Message}", warnings[^1]);
@@ -302,26 +288,33 @@ public sealed class LiveSnapshotter
 
     /// <summary>
     /// Makes the stopped process create a userfaultfd (an injected userfaultfd() call: one belongs to the
-    /// address space of its creator), takes a copy of it and closes the process's own. Null when the
-    /// kernel refuses (the caller then makes a twin).
+    /// address space of its creator), takes a copy of it and closes the process's own. Null, with the reason
+    /// logged, when the kernel refuses a step (the caller decides what happens instead); a process that is
+    /// gone still throws.
     /// </summary>
     private WriteTracker? StartTracking(int pid, int tid)
     {
-        long fd = InjectSyscall(pid, tid, UserFault.SYS_userfaultfd, UserFault.CreateFlags, 0, 0, 0, 0);
-        if (fd < 0)
-        {
-            _log.LogDebug("userfaultfd() in process {Pid} failed ({Errno}); a twin is made instead.", pid, Errno.Name((int)-fd));
-            return null;
-        }
         WriteTracker? tracker = null;
         try
         {
+            long fd = InjectSyscall(pid, tid, UserFault.SYS_userfaultfd, UserFault.CreateFlags, 0, 0, 0, 0);
+            if (fd < 0)
+            {
+                _log.LogDebug("Cannot track the writes of process {Pid}: userfaultfd() failed ({Errno}).", pid, Errno.Name((int)-fd));
+                return null;
+            }
             _log.LogDebug("Process {Pid} created userfaultfd {Fd}.", pid, fd);
             tracker = WriteTracker.Open(pid, (int)fd, _log, out string? why);
-            if (tracker is null) _log.LogDebug("Cannot track the writes of process {Pid} ({Why}); a twin is made instead.", pid, why);
+            if (tracker is null) _log.LogDebug("Cannot track the writes of process {Pid}: {Why}.", pid, why);
             long r = InjectSyscall(pid, tid, SYS_close, (ulong)fd, 0, 0, 0, 0);
             if (r != 0) _log.LogWarning("Closing the userfaultfd {Fd} in process {Pid} returned {Result}.", fd, pid, r);
             return tracker;
+        }
+        catch (LinuxTraceException ex) when (ex is not ProcessNotFoundException)
+        {
+            tracker?.Dispose();
+            _log.LogDebug("Cannot track the writes of process {Pid}: {Message}", pid, ex.Message);
+            return null;
         }
         catch
         {
