@@ -43,6 +43,9 @@ public sealed class UnsupportedFeatureException(string feature, string? minimumV
 {
     public string Feature { get; } = feature;
     public string? MinimumVersion { get; } = minimumVersion;
+    public string? Detail { get; } = detail;
+    /// <summary>True when the kernel lacks the feature; false when the target is of a kind the operation cannot handle.</summary>
+    public bool ByKernel { get; } = byKernel;
     public override string ErrorId => "UnsupportedFeature";
 }
 
@@ -65,5 +68,6 @@ public sealed class NativeCallException(string call, int errno, string? context 
     : LinuxTraceException($"{call} failed: {Interop.Errno.Name(errno)} ({Interop.Errno.Describe(errno)})" + (context is null ? "" : $" [{context}]"), null, errno)
 {
     public string Call { get; } = call;
+    public string? Context { get; } = context;
     public override string ErrorId => "NativeCallFailed";
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Host;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
@@ -54,6 +55,12 @@ public sealed class LaunchSnapshotter
     {
         var total = Stopwatch.StartNew();
         string exe = TraceeLauncher.ResolveProgram(program);
+        if (!TracerHost.RunsInPlace)
+            return TracerClient.Run<ProcessSnapshot>(new TracerRequest
+            {
+                Operation = TracerOperation.LaunchSnapshot, Program = exe, Arguments = [.. arguments], OutputPath = Path.GetFullPath(path),
+                Include = include, StandardInput = stdin, StandardOutput = stdout, StandardError = stderr,
+            }, _log, progress, cancel);
         int pid = TraceeLauncher.SpawnStopped(exe, arguments, stdin, stdout, stderr);
         bool complete = false;
         var warnings = new List<string>();
@@ -149,6 +156,50 @@ public sealed class LaunchSnapshotter
         }
     }
 
+    /// <summary>
+    /// The PSLINUXTRACE note: what a restorer needs beyond the core (fs base, tid address, the pending
+    /// syscall, the open files), as JSON. Written with Utf8JsonWriter: the tracer process is NativeAOT,
+    /// where reflection-based serialization is not available.
+    /// </summary>
+    private static byte[] RestoreNote(int pid, UserRegsX64 regs, SyscallInfo info, string name, ulong tidAddress, int brkRefused, int replayed)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("format", "pslinuxtrace-launch-snapshot/1");
+            w.WriteNumber("fsBase", regs.fs_base);
+            w.WriteNumber("tidAddress", tidAddress);
+            w.WriteStartObject("syscall");
+            w.WriteNumber("number", info.Number);
+            w.WriteString("name", name);
+            w.WriteStartArray("args");
+            foreach (ulong a in info.Args) w.WriteNumberValue(a);
+            w.WriteEndArray();
+            w.WriteNumber("ip", info.InstructionPointer);
+            w.WriteNumber("sp", info.StackPointer);
+            w.WriteEndObject();
+            w.WriteStartArray("files");
+            foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                string n = Path.GetFileName(fd);
+                var fdinfo = File.ReadAllLines($"/proc/{pid}/fdinfo/{n}").Select(l => l.Split(':', 2)).Where(a => a.Length == 2)
+                    .ToDictionary(a => a[0].Trim(), a => a[1].Trim());
+                w.WriteStartObject();
+                w.WriteNumber("fd", int.Parse(n));
+                w.WriteString("path", new FileInfo(fd).LinkTarget);
+                w.WriteString("flags", fdinfo.GetValueOrDefault("flags"));
+                w.WriteString("pos", fdinfo.GetValueOrDefault("pos"));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteNumber("brkRefused", brkRefused);
+            w.WriteNumber("replayedSyscalls", replayed);
+            w.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+
     private static int ArgCount(string name) => name switch
     {
         "write" or "read" or "open" or "lseek" or "ioctl" or "fcntl" or "connect" or "bind" or "socket" or "mkdir" or "execve" => 3,
@@ -181,26 +232,7 @@ public sealed class LaunchSnapshotter
             XState = Interop.Ptrace.GetRegSet(pid, LibC.NT_X86_XSTATE),
         });
         LiveSnapshotter.AddSegments(image, ProcFs.ReadMaps(pid), pid, include);
-        var files = new List<object>();
-        foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
-        {
-            string n = Path.GetFileName(fd);
-            string? target = new FileInfo(fd).LinkTarget;
-            var fdinfo = File.ReadAllLines($"/proc/{pid}/fdinfo/{n}").Select(l => l.Split(':', 2)).Where(a => a.Length == 2)
-                .ToDictionary(a => a[0].Trim(), a => a[1].Trim());
-            files.Add(new { fd = int.Parse(n), path = target, flags = fdinfo.GetValueOrDefault("flags"), pos = fdinfo.GetValueOrDefault("pos") });
-        }
-        var restore = new
-        {
-            format = "pslinuxtrace-launch-snapshot/1",
-            fsBase = regs.fs_base,
-            tidAddress,
-            syscall = new { number = info.Number, name, args = info.Args, ip = info.InstructionPointer, sp = info.StackPointer },
-            files,
-            brkRefused,
-            replayedSyscalls = replayed,
-        };
-        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, JsonSerializer.SerializeToUtf8Bytes(restore)));
+        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, RestoreNote(pid, regs, info, name, tidAddress, brkRefused, replayed)));
         var sw = Stopwatch.StartNew();
         using var output = CoreWriter.CreateFile(path);
         var (fileSize, unreadable) = CoreWriter.Write(output, image, (a, b) => RemoteMemory.Read(pid, a, b), progress, cancel);

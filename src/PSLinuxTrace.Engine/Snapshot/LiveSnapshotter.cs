@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Host;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
@@ -40,7 +41,13 @@ public sealed class LiveSnapshotter
         SnapshotMethod method = SnapshotMethod.Auto)
     {
         if (pid <= 0 || !ProcFs.Exists(pid)) throw new ProcessNotFoundException(pid);
-        if (pid == Environment.ProcessId) throw new ArgumentException("A process cannot snapshot itself with ptrace; use another session.");
+        if (!TracerHost.RunsInPlace)
+            return TracerClient.Run<ProcessSnapshot>(new TracerRequest
+            {
+                Operation = TracerOperation.LiveSnapshot, Pid = pid, OutputPath = Path.GetFullPath(path), Include = include, Method = method,
+            }, _log, progress, cancel);
+        // The tracer process itself is the one process it cannot stop; the user's pwsh it can.
+        if (pid == Environment.ProcessId) throw new ArgumentException("The tracer process cannot snapshot itself.");
         int tracer = Interop.Ptrace.TracerOf(pid);
         if (tracer > 0) throw new TargetBusyException($"Process {pid} is already traced by process {tracer}; a process can have only one tracer.", tracer);
         var status = Preflight(pid);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using PSLinuxTrace.Engine.Host;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
@@ -66,6 +67,12 @@ public sealed class SyscallTracer
         ILogger? log = null, CancellationToken cancel = default, string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null)
     {
         string path = TraceeLauncher.ResolveProgram(program);
+        if (!TracerHost.RunsInPlace)
+            return TracerClient.Trace(new TracerRequest
+            {
+                Operation = TracerOperation.LaunchTrace, Program = path, Arguments = [.. arguments],
+                StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = TraceOptionsData.From(options),
+            }, options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel);
         tracer.Start(() => tracer.StartLaunched(path, arguments, stdinPath, stdoutPath, stderrPath), path);
         return tracer._channel.Reader;
@@ -78,6 +85,9 @@ public sealed class SyscallTracer
         // A zombie has exited and only waits for its parent to reap it: ptrace refuses it with EPERM,
         // which would read as a permission problem.
         if (ReadState(pid) == 'Z') throw new ProcessNotFoundException(pid, $"Process {pid} has exited (it is a zombie waiting for its parent); there is nothing to trace.");
+        if (!TracerHost.RunsInPlace)
+            return TracerClient.Trace(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = pid, Trace = TraceOptionsData.From(options) },
+                options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel);
         tracer.Start(() => tracer.StartAttached(pid), $"pid {pid}");
         return tracer._channel.Reader;
