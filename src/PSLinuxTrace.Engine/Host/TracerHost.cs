@@ -23,8 +23,17 @@ public static class TracerHost
     /// </summary>
     public static int UserProcessId { get; internal set; } = Environment.ProcessId;
 
-    /// <summary>Whether ptrace jobs run in this process (inside the tracer process only).</summary>
-    internal static bool RunsInPlace => IsTracerProcess;
+    /// <summary>
+    /// Set to 1, ptrace jobs run in the process that asks for them, as before the tracer process existed:
+    /// for benchmarks that measure what the tracer process costs, and only safe for targets that are not
+    /// children this process started with Process.Start.
+    /// </summary>
+    public const string InProcessVariable = "PSLINUXTRACE_IN_PROCESS";
+
+    private static readonly bool InProcessRequested = Environment.GetEnvironmentVariable(InProcessVariable) == "1";
+
+    /// <summary>Whether ptrace jobs run in this process (inside the tracer process, or when asked to by <see cref="InProcessVariable"/>).</summary>
+    internal static bool RunsInPlace => IsTracerProcess || InProcessRequested;
 
     /// <summary>The tracer executable: $PSLINUXTRACE_TRACER, else next to this assembly.</summary>
     [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000",
