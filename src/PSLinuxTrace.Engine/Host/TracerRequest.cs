@@ -24,6 +24,8 @@ internal sealed record TracerRequest
     public int Pid { get; init; }
     public string? Program { get; init; }
     public string[] Arguments { get; init; } = [];
+    /// <summary>Where a launched program starts (the user's current location).</summary>
+    public string? WorkingDirectory { get; init; }
     public string? StandardInput { get; init; }
     public string? StandardOutput { get; init; }
     public string? StandardError { get; init; }

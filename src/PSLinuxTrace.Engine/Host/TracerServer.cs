@@ -71,7 +71,8 @@ public static class TracerServer
                 Drain(SyscallTracer.Attach(r.Pid, Options(r), log, cancel), writer);
                 break;
             case TracerOperation.LaunchTrace:
-                Drain(SyscallTracer.Launch(r.Program!, r.Arguments, Options(r), log, cancel, r.StandardInput, r.StandardOutput, r.StandardError), writer);
+                Drain(SyscallTracer.Launch(r.Program!, r.Arguments, Options(r), log, cancel, r.StandardInput, r.StandardOutput, r.StandardError,
+                    r.WorkingDirectory), writer);
                 break;
             case TracerOperation.LiveSnapshot:
                 Result(writer, new LiveSnapshotter(log).Save(r.Pid, r.OutputPath!, r.Include, Progress(writer), cancel, r.Method));

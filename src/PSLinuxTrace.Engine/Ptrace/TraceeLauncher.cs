@@ -13,6 +13,8 @@ public static class TraceeLauncher
 {
     private const string Shell = "/bin/sh";
     private const string StopThenExec = "kill -STOP $$; exec \"$0\" \"$@\"";
+    // With a working directory: it comes as $1, before the program's own arguments.
+    private const string ChdirStopThenExec = "cd -- \"$1\" || exit 126; shift; kill -STOP $$; exec \"$0\" \"$@\"";
 
     /// <summary>Resolves a program name the way a shell would (PATH lookup) to an absolute path.</summary>
     public static string ResolveProgram(string program, string? workingDirectory = null)
@@ -33,9 +35,12 @@ public static class TraceeLauncher
 
     /// <summary>Spawns the stopped shell; returns its pid once it is in the SIGSTOP group-stop.</summary>
     public static int SpawnStopped(string absoluteProgramPath, IReadOnlyList<string> arguments,
-        string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null)
+        string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null, string? workingDirectory = null)
     {
-        var argv = new List<string>(arguments.Count + 4) { "sh", "-c", StopThenExec, absoluteProgramPath };
+        if (workingDirectory is not null && !Directory.Exists(workingDirectory))
+            throw new DirectoryNotFoundException($"The working directory '{workingDirectory}' does not exist.");
+        var argv = new List<string>(arguments.Count + 5) { "sh", "-c", workingDirectory is null ? StopThenExec : ChdirStopThenExec, absoluteProgramPath };
+        if (workingDirectory is not null) argv.Add(workingDirectory);
         argv.AddRange(arguments);
         var envp = new List<string>();
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())

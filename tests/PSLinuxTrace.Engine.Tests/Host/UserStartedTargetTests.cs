@@ -63,7 +63,7 @@ public sealed class UserStartedTargetTests
         Assert.False(p.Process.HasExited, "the Process object says the target exited");
         var status = ProcFs.ReadStatus(pid);
         Assert.Equal(0, status.TracerPid);
-        Assert.All(ProcFs.ListThreads(pid), tid => Assert.DoesNotContain(Interop.Ptrace.ThreadState(pid, tid), "tTZX"));
+        Assert.All(ProcFs.ListThreads(pid), tid => Assert.DoesNotContain(ProcessLiveness.ThreadState(pid, tid), "tTZX"));
         Assert.All(ProcFs.ListThreads(pid), tid => Assert.Equal("", File.ReadAllText($"/proc/{pid}/task/{tid}/children").Trim()));
         var m = Regex.Match(p.Ask("status"), @"rounds=(\d+) errors=(\d+)");
         Assert.True(m.Success);

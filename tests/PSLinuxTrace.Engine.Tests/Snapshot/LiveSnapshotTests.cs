@@ -54,7 +54,7 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal(0, status.TracerPid);
         Assert.NotEqual('t', status.State);
         Assert.NotEqual('T', status.State);
-        Assert.All(ProcFs.ListThreads(pid), tid => Assert.NotEqual('t', Interop.Ptrace.ThreadState(pid, tid)));
+        Assert.All(ProcFs.ListThreads(pid), tid => Assert.NotEqual('t', ProcessLiveness.ThreadState(pid, tid)));
         // No twin left behind: the target has no child processes.
         Assert.Equal("", File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim());
         AssertNotTracked(pid);
@@ -66,6 +66,24 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal("0", m.Groups[2].Value);
     }
 
+    /// <summary>The registers gdb reads when it attaches to <paramref name="pid"/> (and detaches again).</summary>
+    private static Interop.UserRegsX64 GdbRegisters(int pid)
+    {
+        string[] names = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+            "orig_rax", "eflags", "cs", "ss", "fs_base", "gs_base"];
+        var args = new List<string> { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-p", pid.ToString() };
+        // $eflags has gdb's flags type, which casts to an integer only through int.
+        foreach (string n in names) args.AddRange(["-ex", $"printf \"{n}=%lx\\n\", (unsigned long){(n == "eflags" ? "(int)" : "")}${n}"]);
+        var r = Tool.Run("gdb", args);
+        var v = names.ToDictionary(n => n, n => Convert.ToUInt64(Regex.Match(r.StdOut, $@"^{n}=([0-9a-f]+)$", RegexOptions.Multiline).Groups[1].Value, 16));
+        return new Interop.UserRegsX64
+        {
+            rip = v["rip"], rsp = v["rsp"], rbp = v["rbp"], rax = v["rax"], rbx = v["rbx"], rcx = v["rcx"], rdx = v["rdx"], rsi = v["rsi"], rdi = v["rdi"],
+            r8 = v["r8"], r9 = v["r9"], r10 = v["r10"], r11 = v["r11"], r12 = v["r12"], r13 = v["r13"], r14 = v["r14"], r15 = v["r15"],
+            orig_rax = v["orig_rax"], eflags = v["eflags"], cs = v["cs"], ss = v["ss"], fs_base = v["fs_base"], gs_base = v["gs_base"],
+        };
+    }
+
     private static long Rounds(FixtureProcess p) => long.Parse(Regex.Match(p.Ask("status"), @"rounds=(\d+)").Groups[1].Value);
 
     [PrivilegedFact("ptrace of a running process")]
@@ -74,7 +92,7 @@ public sealed class LiveSnapshotTests : IDisposable
         using var p = FixtureProcess.Start(Exe, "2");
         long before = Rounds(p);
         long rssAnonKb = long.Parse(Regex.Match(File.ReadAllText($"/proc/{p.TargetPid}/status"), @"RssAnon:\s+(\d+) kB").Groups[1].Value);
-        Assert.InRange(rssAnonKb, 1, LiveSnapshotter.AutoTwinLimitKb);
+        Assert.InRange(rssAnonKb, 1, SnapshotPreflight.AutoTwinLimitKb);
         var snap = Save(p.TargetPid, CorePath("auto"), method: SnapshotMethod.Auto);
         Assert.Equal("CloneTwin", snap.Method);
         using var reader = new CoreDumpReader(NullLogger.Instance);
@@ -82,8 +100,8 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal(3, reader.Read(snap.Path).Threads.Length);
         AssertUnharmed(p, before);
         // Past the limit the twin's fork would copy page tables for too long while the process is stopped.
-        Assert.Equal(SnapshotMethod.CloneTwin, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb));
-        Assert.Equal(SnapshotMethod.WriteTracked, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb + 1));
+        Assert.Equal(SnapshotMethod.CloneTwin, SnapshotPreflight.ChooseAuto(SnapshotPreflight.AutoTwinLimitKb));
+        Assert.Equal(SnapshotMethod.WriteTracked, SnapshotPreflight.ChooseAuto(SnapshotPreflight.AutoTwinLimitKb + 1));
     }
 
     [PrivilegedFact("ptrace of a running process, a pids control group")]
@@ -251,18 +269,8 @@ public sealed class LiveSnapshotTests : IDisposable
         int pid = p.TargetPid;
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (File.ReadAllText($"/proc/{pid}/wchan") is var w && !w.Contains("read", StringComparison.Ordinal) && !w.Contains("wait", StringComparison.Ordinal) && DateTime.UtcNow < deadline) Thread.Sleep(20);
-        Interop.UserRegsX64 expected;
-        Interop.Ptrace.Seize(pid, 0);
-        try
-        {
-            Interop.Ptrace.Interrupt(pid);
-            Assert.NotNull(Interop.Ptrace.Wait(pid, TimeSpan.FromSeconds(30)));
-            expected = Interop.Ptrace.GetRegs(pid);
-        }
-        finally
-        {
-            Interop.Ptrace.Detach(pid);
-        }
+        // gdb's view of the same stop: an independent tracer in a process of its own.
+        var expected = GdbRegisters(pid);
         Assert.Equal(0UL, expected.orig_rax); // read
 
         string core = CorePath("regs");
