@@ -39,9 +39,10 @@ internal sealed class TracerClient : IDisposable
         process.BeginErrorReadLine();
     }
 
-    public static TracerClient Start(TracerRequest request)
+    public static TracerClient Start(TracerRequest request) => Start(request, TracerHost.ExecutablePath);
+
+    internal static TracerClient Start(TracerRequest request, string exe)
     {
-        string exe = TracerHost.ExecutablePath;
         if (!File.Exists(exe))
             throw new LinuxTraceException($"The tracer program '{exe}' is missing: the module folder is incomplete (rebuild it with dotnet build, or set ${TracerHost.PathVariable}).");
         var psi = new ProcessStartInfo(exe)
