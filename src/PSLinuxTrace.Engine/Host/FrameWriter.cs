@@ -1,22 +1,28 @@
+using System.Buffers.Binary;
+using PSLinuxTrace.Engine.Model;
+
 namespace PSLinuxTrace.Engine.Host;
 
 /// <summary>
-/// Writes frames to the client from any thread, in batches: a flusher thread wakes on the first frame
-/// after a write, waits <see cref="Coalesce"/> for more, and writes them all at once. A busy trace then
-/// costs one pipe write and one wake-up of the client per batch, not per event (a wake-up across the
-/// two vCPUs of these VMs costs 55-105 µs). Writers block while <see cref="MaxPending"/> bytes wait, so
-/// a slow client slows the tracer (and, through its bounded channel, the tracee) instead of memory growing.
+/// Writes frames to the client from any thread, in batches. A writer only queues (a trace event is
+/// queued as the object itself): a flusher thread wakes on the first item after a write, waits
+/// <see cref="Coalesce"/> for more, then encodes them all and writes them at once. So the tracer thread,
+/// on whose speed the tracee waits at every stop, never encodes or writes, and a busy trace costs one
+/// pipe write and one wake-up of the client per batch, not per event (a wake-up across the two vCPUs of
+/// these VMs costs 55-105 µs). Writers block while <see cref="MaxPending"/> items wait, so a slow client
+/// slows the tracer (and with it the tracee) instead of memory growing.
 /// </summary>
 internal sealed class FrameWriter : IDisposable
 {
     private static readonly TimeSpan Coalesce = TimeSpan.FromMilliseconds(2);
-    private const int MaxPending = 1 << 20;
+    private const int MaxPending = 16384;
 
     private readonly Stream _output;
     private readonly object _lock = new();
     private readonly Thread _flusher;
-    private MemoryStream _pending = new();
-    private MemoryStream _spare = new();
+    private List<(FrameKind Kind, byte[]? Payload, TraceEvent? Event)> _pending = new();
+    private List<(FrameKind Kind, byte[]? Payload, TraceEvent? Event)> _spare = new();
+    private readonly MemoryStream _batch = new();
     private bool _closed;
     private bool _broken;
 
@@ -27,19 +33,19 @@ internal sealed class FrameWriter : IDisposable
         _flusher.Start();
     }
 
-    /// <summary>False once the client stopped reading (the pipe broke): nothing more reaches it.</summary>
-    public bool ClientListening => !_broken;
+    public void Write(FrameKind kind, ReadOnlySpan<byte> payload) => Enqueue((kind, payload.ToArray(), null));
 
-    public void Write(FrameKind kind, ReadOnlySpan<byte> payload)
+    /// <summary>Queues a trace event, encoded later on the flusher thread.</summary>
+    public void Write(TraceEvent e) => Enqueue((FrameKind.Event, null, e));
+
+    private void Enqueue((FrameKind, byte[]?, TraceEvent?) item)
     {
-        byte[] frame = Frames.Encode(kind, payload);
         lock (_lock)
         {
-            while (_pending.Length > MaxPending && !_broken && !_closed) Monitor.Wait(_lock);
+            while (_pending.Count >= MaxPending && !_broken && !_closed) Monitor.Wait(_lock);
             if (_broken || _closed) return;
-            bool wasEmpty = _pending.Length == 0;
-            _pending.Write(frame);
-            if (wasEmpty) Monitor.PulseAll(_lock);
+            _pending.Add(item);
+            if (_pending.Count == 1) Monitor.PulseAll(_lock);
         }
     }
 
@@ -58,22 +64,25 @@ internal sealed class FrameWriter : IDisposable
     {
         while (true)
         {
-            MemoryStream batch;
+            List<(FrameKind Kind, byte[]? Payload, TraceEvent? Event)> batch;
             lock (_lock)
             {
-                while (_pending.Length == 0 && !_closed) Monitor.Wait(_lock);
-                if (_pending.Length == 0) return; // closed, nothing left
-                if (!_closed) Monitor.Wait(_lock, Coalesce); // let more frames join this write
+                while (_pending.Count == 0 && !_closed) Monitor.Wait(_lock);
+                if (_pending.Count == 0) return; // closed, nothing left
+                if (!_closed) Monitor.Wait(_lock, Coalesce); // let more items join this write
                 batch = _pending;
                 _pending = _spare;
                 _spare = batch;
-                Monitor.PulseAll(_lock); // writers blocked on a full buffer may go on
+                Monitor.PulseAll(_lock); // writers blocked on a full queue may go on
             }
+            _batch.SetLength(0);
+            foreach (var (kind, payload, e) in batch) Append(kind, payload ?? TraceEventCodec.Encode(e!));
+            batch.Clear();
             try
             {
                 if (!_broken)
                 {
-                    _output.Write(batch.GetBuffer(), 0, (int)batch.Length);
+                    _output.Write(_batch.GetBuffer(), 0, (int)_batch.Length);
                     _output.Flush();
                 }
             }
@@ -85,7 +94,15 @@ internal sealed class FrameWriter : IDisposable
                     Monitor.PulseAll(_lock);
                 }
             }
-            batch.SetLength(0);
         }
+    }
+
+    private void Append(FrameKind kind, byte[] payload)
+    {
+        Span<byte> header = stackalloc byte[5];
+        BinaryPrimitives.WriteUInt32LittleEndian(header, (uint)(payload.Length + 1));
+        header[4] = (byte)kind;
+        _batch.Write(header);
+        _batch.Write(payload);
     }
 }

@@ -19,9 +19,9 @@ internal enum FrameKind : byte
     /// so a progress callback runs while the job waits, as it would in place.
     /// </summary>
     Progress = 11,
-    /// <summary>One output object: one byte of <see cref="TracerJson"/> type tag, then JSON.</summary>
+    /// <summary>One trace event, in <see cref="TraceEventCodec"/>'s binary form.</summary>
     Event = 12,
-    /// <summary>The job's result object (same encoding as Event).</summary>
+    /// <summary>The job's result object: one byte of <see cref="TracerJson"/> type tag, then JSON.</summary>
     Result = 13,
     /// <summary>The job failed: JSON <see cref="ErrorInfo"/>.</summary>
     Error = 14,

@@ -115,7 +115,7 @@ internal sealed class TracerClient : IDisposable
                     }
                     break;
                 case FrameKind.Event:
-                    onObject?.Invoke(TracerJson.DecodeObject(payload));
+                    onObject?.Invoke(TraceEventCodec.Decode(payload));
                     break;
                 case FrameKind.Result:
                     result = TracerJson.DecodeObject(payload);

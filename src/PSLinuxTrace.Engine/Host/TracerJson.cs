@@ -7,16 +7,13 @@ namespace PSLinuxTrace.Engine.Host;
 
 /// <summary>
 /// The JSON of every object that crosses the pipe, generated at compile time (the tracer process is
-/// NativeAOT: no reflection). Output objects carry a one-byte tag saying which type they are.
+/// NativeAOT: no reflection). Result objects carry a one-byte tag saying which type they are; trace
+/// events, many thousands a second, have a binary form of their own (<see cref="TraceEventCodec"/>).
 /// </summary>
 [JsonSourceGenerationOptions(IgnoreReadOnlyProperties = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     UseStringEnumConverter = false, GenerationMode = JsonSourceGenerationMode.Default)]
 [JsonSerializable(typeof(TracerRequest))]
 [JsonSerializable(typeof(ErrorInfo))]
-[JsonSerializable(typeof(SyscallEvent))]
-[JsonSerializable(typeof(SignalEvent))]
-[JsonSerializable(typeof(ProcessExitEvent))]
-[JsonSerializable(typeof(ProcessStartEvent))]
 [JsonSerializable(typeof(ProcessSnapshot))]
 internal sealed partial class TracerJsonContext : JsonSerializerContext
 {
@@ -28,10 +25,6 @@ internal static class TracerJson
     // but a stale tracer next to a new module must fail loudly, not misread).
     private static readonly JsonTypeInfo[] Types =
     [
-        TracerJsonContext.Default.SyscallEvent,
-        TracerJsonContext.Default.SignalEvent,
-        TracerJsonContext.Default.ProcessExitEvent,
-        TracerJsonContext.Default.ProcessStartEvent,
         TracerJsonContext.Default.ProcessSnapshot,
     ];
 

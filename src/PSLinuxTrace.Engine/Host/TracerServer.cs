@@ -68,11 +68,11 @@ public static class TracerServer
             case TracerOperation.AttachTrace:
                 if (r.Pid == TracerHost.UserProcessId)
                     throw new ArgumentException($"Process {r.Pid} is the PowerShell session that runs this command: tracing its system calls would stop the threads that read the events. Trace it from another session.");
-                Drain(SyscallTracer.Attach(r.Pid, Options(r), log, cancel), writer);
+                Await(SyscallTracer.Attach(r.Pid, Options(r), log, cancel, Sink(writer)));
                 break;
             case TracerOperation.LaunchTrace:
-                Drain(SyscallTracer.Launch(r.Program!, r.Arguments, Options(r), log, cancel, r.StandardInput, r.StandardOutput, r.StandardError,
-                    r.WorkingDirectory), writer);
+                Await(SyscallTracer.Launch(r.Program!, r.Arguments, Options(r), log, cancel, r.StandardInput, r.StandardOutput, r.StandardError,
+                    r.WorkingDirectory, Sink(writer)));
                 break;
             case TracerOperation.LiveSnapshot:
                 Result(writer, new LiveSnapshotter(log).Save(r.Pid, r.OutputPath!, r.Include, Progress(writer), cancel, r.Method));
@@ -89,13 +89,11 @@ public static class TracerServer
     private static SyscallTraceOptions Options(TracerRequest r) =>
         (r.Trace ?? throw new ArgumentException("A trace request without options.")).ToOptions();
 
-    private static void Drain(ChannelReader<TraceEvent> reader, FrameWriter writer)
-    {
-        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
-            while (reader.TryRead(out var e))
-                writer.Write(FrameKind.Event, TracerJson.EncodeObject(e));
-        reader.Completion.GetAwaiter().GetResult();
-    }
+    /// <summary>Events straight from the tracer thread to the pipe; a full pipe holds the tracer (and so the tracee) back.</summary>
+    private static Action<TraceEvent> Sink(FrameWriter writer) => writer.Write;
+
+    /// <summary>Waits for the trace to end (every tracee released), rethrowing its error.</summary>
+    private static void Await(ChannelReader<TraceEvent> trace) => trace.Completion.GetAwaiter().GetResult();
 
     private static void Result(FrameWriter writer, object result) => writer.Write(FrameKind.Result, TracerJson.EncodeObject(result));
 

@@ -31,6 +31,8 @@ public sealed partial class SyscallTracer
     private readonly Dictionary<int, string> _comms = new();
     private PtraceSession _session = null!;
     private CpuPin? _pin;
+    /// <summary>In the tracer process: where events go straight from the tracer thread (the channel then only completes).</summary>
+    private Action<TraceEvent>? _sink;
     private CancellationTokenSource? _stop;
     private bool _launched;
     private bool _seccompWanted;
@@ -66,7 +68,16 @@ public sealed partial class SyscallTracer
     /// <summary>Launches <paramref name="program"/> traced from before its execve; events until the traced tree has exited.</summary>
     public static ChannelReader<TraceEvent> Launch(string program, IReadOnlyList<string> arguments, SyscallTraceOptions options,
         ILogger? log = null, CancellationToken cancel = default, string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null,
-        string? workingDirectory = null)
+        string? workingDirectory = null) =>
+        Launch(program, arguments, options, log, cancel, stdinPath, stdoutPath, stderrPath, workingDirectory, null);
+
+    /// <summary>
+    /// In the tracer process, <paramref name="sink"/> takes each event on the tracer thread (no hop through the
+    /// channel, whose completion then only says the trace is over and how).
+    /// </summary>
+    internal static ChannelReader<TraceEvent> Launch(string program, IReadOnlyList<string> arguments, SyscallTraceOptions options,
+        ILogger? log, CancellationToken cancel, string? stdinPath, string? stdoutPath, string? stderrPath, string? workingDirectory,
+        Action<TraceEvent>? sink)
     {
         string path = TraceeLauncher.ResolveProgram(program, workingDirectory);
         if (!TracerHost.RunsInPlace)
@@ -75,13 +86,16 @@ public sealed partial class SyscallTracer
                 Operation = TracerOperation.LaunchTrace, Program = path, Arguments = [.. arguments], WorkingDirectory = workingDirectory,
                 StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = TraceOptionsData.From(options),
             }, options.ChannelCapacity, log, cancel);
-        var tracer = new SyscallTracer(options, log, cancel);
+        var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };
         tracer.Start(() => tracer.StartLaunched(path, arguments, workingDirectory, stdinPath, stdoutPath, stderrPath), path);
         return tracer._channel.Reader;
     }
 
     /// <summary>Attaches to every thread of <paramref name="pid"/> with PTRACE_SEIZE; events until it exits or the trace is stopped.</summary>
-    public static ChannelReader<TraceEvent> Attach(int pid, SyscallTraceOptions options, ILogger? log = null, CancellationToken cancel = default)
+    public static ChannelReader<TraceEvent> Attach(int pid, SyscallTraceOptions options, ILogger? log = null, CancellationToken cancel = default) =>
+        Attach(pid, options, log, cancel, null);
+
+    internal static ChannelReader<TraceEvent> Attach(int pid, SyscallTraceOptions options, ILogger? log, CancellationToken cancel, Action<TraceEvent>? sink)
     {
         var status = pid > 0 ? TryReadStatus(pid) : null;
         if (status is null) throw new ProcessNotFoundException(pid);
@@ -91,7 +105,7 @@ public sealed partial class SyscallTracer
         if (!TracerHost.RunsInPlace)
             return TracerClient.Trace(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = pid, Trace = TraceOptionsData.From(options) },
                 options.ChannelCapacity, log, cancel);
-        var tracer = new SyscallTracer(options, log, cancel);
+        var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };
         tracer.Start(() => tracer.StartAttached(status.Tgid > 0 ? status.Tgid : pid), $"pid {pid}");
         return tracer._channel.Reader;
     }
@@ -158,6 +172,11 @@ public sealed partial class SyscallTracer
 
     private void Emit(TraceEvent e)
     {
+        if (_sink is not null)
+        {
+            if (!_consumerGone.IsCancellationRequested) _sink(e);
+            return;
+        }
         if (_channel.Writer.TryWrite(e)) return;
         if (_consumerGone.IsCancellationRequested) return; // nobody reads any more
         try { _channel.Writer.WriteAsync(e, _consumerGone).AsTask().GetAwaiter().GetResult(); }
