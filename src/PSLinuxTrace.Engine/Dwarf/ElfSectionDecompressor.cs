@@ -81,7 +81,8 @@ public static class ElfSectionDecompressor
                 if (n == 0) break;
                 filled += n;
             }
-            if (filled != size) throw new BadInputFormatException($"{what}: the zlib stream holds {filled} bytes, its header says {size}.");
+            if (filled != size || z.ReadByte() >= 0)
+                throw new BadInputFormatException($"{what}: the zlib stream holds {(filled == size ? "more than" : filled)} bytes, its header says {size}.");
         }
         catch (InvalidDataException ex)
         {
