@@ -157,6 +157,18 @@ public sealed partial class DwarfSourceInfo
         return (linkage is { } l ? unit.String(l) : null, name is { } n ? unit.String(n) : null, origin ?? specification);
     }
 
+    /// <summary>How many units have had their line table or function tree parsed (laziness, for tests).</summary>
+    internal int ParsedUnitCount
+    {
+        get { lock (_gate) return _units.Values.Count(u => u.LinesLoaded || u.ScopesLoaded); }
+    }
+
+    /// <summary>How many units .debug_info holds.</summary>
+    internal int UnitCount
+    {
+        get { lock (_gate) return Headers().Count; }
+    }
+
     /// <summary>Every line-table row address of every unit (for tests that compare whole files with addr2line).</summary>
     internal List<ulong> AllLineRowAddresses()
     {

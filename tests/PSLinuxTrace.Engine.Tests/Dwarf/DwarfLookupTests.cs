@@ -33,35 +33,19 @@ public sealed class DwarfLookupTests(ITestOutputHelper output)
         var info = DwarfSourceInfo.Load(elf);
         Assert.NotNull(info);
         var addresses = Addresses(file, info);
-        var ours = addresses.ToDictionary(a => a, info.Lookup);
-        var addr2line = ReferenceSymbolizers.Addr2Line(DwarfFixtures.ReferenceFor(build), addresses);
-        var disputed = addresses.Where(a => Compare(ours[a], addr2line[a]) is not null).ToList();
-        var llvm = ReferenceSymbolizers.LlvmSymbolizer(file, disputed);
-        var eu = ReferenceSymbolizers.EuAddr2Line(file, disputed);
-        var differences = new List<string>();
-        foreach (ulong a in disputed)
-        {
-            // eu-addr2line 0.188 reads no line of clang's DWARF 5; then llvm-symbolizer alone decides.
-            bool euKnows = eu[a].Any(f => f.Line > 0);
-            if (Compare(ours[a], llvm[a]) is null && (!euKnows || Compare(ours[a], eu[a]) is null)) continue;
-            differences.Add($"0x{a:x}: {Compare(ours[a], addr2line[a])}\n  ours:      {string.Join(" | ", ours[a])}\n" +
-                $"  addr2line: {string.Join(" | ", addr2line[a])}\n  llvm:      {string.Join(" | ", llvm[a])}\n  eu:        {string.Join(" | ", eu[a])}");
-        }
-        int withFrames = ours.Values.Count(f => f.Count > 0), inlined = ours.Values.Count(f => f.Count > 1);
-        output.WriteLine($"{build}: {addresses.Count} addresses, {withFrames} with DWARF frames, {inlined} in inlined code; " +
-            $"{addresses.Count - disputed.Count} as addr2line, {disputed.Count - differences.Count} as llvm-symbolizer and eu-addr2line where addr2line differs, {differences.Count} differences");
-        foreach (ulong a in disputed.Take(3))
-            output.WriteLine($"  e.g. 0x{a:x}: ours {string.Join(" | ", ours[a])}; addr2line {string.Join(" | ", addr2line[a])}");
-        Assert.True(differences.Count == 0, string.Join("\n", differences.Take(20)));
-        Assert.True(withFrames > 20, $"only {withFrames} of {addresses.Count} addresses resolved");
-        if (build != "gcc-O0") Assert.True(inlined > 0, "no address of inlined code was compared");
+        var check = CrossCheck.Run(info, file, DwarfFixtures.ReferenceFor(build), addresses);
+        output.WriteLine($"{build}: {check}");
+        foreach (string e in check.Examples) output.WriteLine("  e.g. " + e);
+        Assert.True(check.Differences.Count == 0, string.Join("\n", check.Differences.Take(20)));
+        Assert.True(check.WithFrames > 20, $"only {check.WithFrames} of {addresses.Count} addresses resolved");
+        if (build != "gcc-O0") Assert.True(check.Inlined > 0, "no address of inlined code was compared");
         // Never more than a minority explained by the other two tools: addr2line stays the reference.
-        Assert.True(disputed.Count < withFrames / 2, $"{disputed.Count} of {withFrames} addresses differ from addr2line");
+        Assert.True(check.Disputed < check.WithFrames / 2, $"{check.Disputed} of {check.WithFrames} addresses differ from addr2line");
         Assert.Empty(info.Warnings);
     }
 
     /// <summary>Why the frames differ, or null. Addresses without DWARF: the tool prints a symbol, but no line.</summary>
-    internal static string? Compare(IReadOnlyList<SourceFrame> ours, List<ReferenceFrame> theirs)
+    internal static string? Compare(IReadOnlyList<SourceFrame> ours, List<ReferenceFrame> theirs, bool names = true)
     {
         if (ours.Count == 0)
             return theirs.Count == 1 && theirs[0].Line == 0 ? null : "we found nothing";
@@ -70,7 +54,7 @@ public sealed class DwarfLookupTests(ITestOutputHelper output)
         {
             var (o, t) = (ours[i], theirs[i]);
             // addr2line names a frame without a function DIE from .symtab; we leave that to the symbolizer.
-            if (o.Function is not null && o.Function != t.Function) return $"frame {i}: function {o.Function} vs {t.Function}";
+            if (names && o.Function is not null && o.Function != t.Function) return $"frame {i}: function {o.Function} vs {t.Function}";
             if (o.File != t.File) return $"frame {i}: file {o.File} vs {t.File}";
             if (o.Line != t.Line) return $"frame {i}: line {o.Line} vs {t.Line}";
             if (o.IsInlined != (i < ours.Count - 1)) return $"frame {i}: IsInlined {o.IsInlined}";
