@@ -3,12 +3,51 @@ namespace PSLinuxTrace.Engine.Dwarf;
 /// <summary>One attribute specification of an abbreviation: name, form, and DW_FORM_implicit_const's value.</summary>
 internal readonly record struct DwarfAttributeSpec(ushort Name, ushort Form, long ImplicitConst);
 
-/// <summary>One abbreviation declaration (DWARF 5 §7.5.3).</summary>
-internal sealed class DwarfAbbreviation(ushort tag, bool hasChildren, DwarfAttributeSpec[] attributes)
+/// <summary>
+/// One abbreviation declaration (DWARF 5 §7.5.3), with what skipping its DIEs takes: when every
+/// form has a fixed size, a DIE is skipped in one step (most DIEs of a unit are types, members
+/// and parameters that a code-address lookup never reads).
+/// </summary>
+internal sealed class DwarfAbbreviation
 {
-    public ushort Tag { get; } = tag;
-    public bool HasChildren { get; } = hasChildren;
-    public DwarfAttributeSpec[] Attributes { get; } = attributes;
+    private readonly int _constantBytes, _addresses, _offsets, _refAddrs;
+
+    public DwarfAbbreviation(ushort tag, bool hasChildren, DwarfAttributeSpec[] attributes)
+    {
+        Tag = tag;
+        HasChildren = hasChildren;
+        Attributes = attributes;
+        SiblingIndex = Array.FindIndex(attributes, a => a.Name == DwAt.Sibling);
+        foreach (var a in attributes)
+        {
+            switch (a.Form)
+            {
+                case DwForm.FlagPresent or DwForm.ImplicitConst: break;
+                case DwForm.Data1 or DwForm.Ref1 or DwForm.Flag or DwForm.Strx1 or DwForm.Addrx1: _constantBytes += 1; break;
+                case DwForm.Data2 or DwForm.Ref2 or DwForm.Strx2 or DwForm.Addrx2: _constantBytes += 2; break;
+                case DwForm.Strx3 or DwForm.Addrx3: _constantBytes += 3; break;
+                case DwForm.Data4 or DwForm.Ref4 or DwForm.RefSup4 or DwForm.Strx4 or DwForm.Addrx4: _constantBytes += 4; break;
+                case DwForm.Data8 or DwForm.Ref8 or DwForm.RefSig8 or DwForm.RefSup8: _constantBytes += 8; break;
+                case DwForm.Data16: _constantBytes += 16; break;
+                case DwForm.Addr: _addresses++; break;
+                case DwForm.Strp or DwForm.LineStrp or DwForm.SecOffset or DwForm.StrpSup or DwForm.GnuRefAlt or DwForm.GnuStrpAlt: _offsets++; break;
+                case DwForm.RefAddr: _refAddrs++; break;
+                default: HasVariableSize = true; break;
+            }
+        }
+    }
+
+    public ushort Tag { get; }
+    public bool HasChildren { get; }
+    public DwarfAttributeSpec[] Attributes { get; }
+    /// <summary>The index of DW_AT_sibling among <see cref="Attributes"/>, or -1.</summary>
+    public int SiblingIndex { get; }
+    /// <summary>True when some form's size is in the data (strings, blocks, LEB128s).</summary>
+    public bool HasVariableSize { get; }
+
+    /// <summary>The size of every DIE of this abbreviation in <paramref name="unit"/> (after its code), when <see cref="HasVariableSize"/> is false.</summary>
+    public int FixedSize(in DwarfUnitHeader unit) =>
+        _constantBytes + _addresses * unit.AddressSize + _offsets * unit.OffsetSize + _refAddrs * (unit.Version <= 2 ? unit.AddressSize : unit.OffsetSize);
 }
 
 /// <summary>

@@ -48,8 +48,19 @@ internal ref struct DwarfReader
         return s;
     }
 
-    public void Skip(ulong n) => Take(n);
-    public byte U8() => Take(1)[0];
+    public void Skip(ulong n)
+    {
+        if (n > (ulong)(_data.Length - _position))
+            throw Bad($"ends early (need {n} bytes at offset 0x{_position:x}, 0x{_data.Length:x} in the section)");
+        _position += (int)n;
+    }
+
+    public byte U8()
+    {
+        // The hottest read of every parser here (opcodes, LEB128 bytes, abbreviation codes): no slice.
+        if ((uint)_position >= (uint)_data.Length) throw Bad($"ends early (need 1 byte at offset 0x{_position:x})");
+        return _data[_position++];
+    }
     public ushort U16() => BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
     public uint U24()
     {
@@ -75,6 +86,7 @@ internal ref struct DwarfReader
 
     public ulong Uleb()
     {
+        if ((uint)_position < (uint)_data.Length && _data[_position] < 0x80) return _data[_position++];
         ulong result = 0;
         int shift = 0;
         while (true)

@@ -85,9 +85,16 @@ internal sealed class DwarfScopeTree
                 continue;
             }
             var abbrev = unit.Abbreviations.Find(code) ?? throw r.Bad($"DIE at 0x{die:x} uses unknown abbreviation {code}");
-            int me = abbrev.Tag is DwTag.Subprogram or DwTag.InlinedSubroutine or DwTag.EntryPoint
-                ? ReadScope(ref r, unit, abbrev, die, current, scopes, ranges, index, ref budget)
-                : SkipAttributes(ref r, abbrev, header);
+            int me = -1;
+            if (abbrev.Tag is DwTag.Subprogram or DwTag.InlinedSubroutine or DwTag.EntryPoint)
+                me = ReadScope(ref r, unit, abbrev, die, current, scopes, ranges, index, ref budget);
+            else if (abbrev.HasChildren && abbrev.SiblingIndex >= 0 && HoldsNoCode(abbrev.Tag))
+            {
+                // A type's members hold no code: jump to its sibling (forward only, within the unit).
+                if (SkipToSibling(ref r, abbrev, header)) continue;
+            }
+            else if (!abbrev.HasVariableSize) r.Skip((ulong)abbrev.FixedSize(header));
+            else SkipAttributes(ref r, abbrev, header);
             if (abbrev.HasChildren)
             {
                 enclosing.Push(current);
@@ -98,10 +105,28 @@ internal sealed class DwarfScopeTree
         return new DwarfScopeTree(scopes.ToArray(), index.ToArray());
     }
 
-    private static int SkipAttributes(ref DwarfReader r, DwarfAbbreviation abbrev, in DwarfUnitHeader header)
+    private static void SkipAttributes(ref DwarfReader r, DwarfAbbreviation abbrev, in DwarfUnitHeader header)
     {
         foreach (var spec in abbrev.Attributes) DwarfAttributeValue.Read(ref r, spec, header);
-        return -1;
+    }
+
+    /// <summary>Tags whose children are members, enumerators, subranges or parameters, never code (DWARF 5 §5).</summary>
+    private static bool HoldsNoCode(ushort tag) => tag is 0x01 or 0x04 or 0x13 or 0x15 or 0x17 or 0x02 or 0x48 or 0x4109;
+    // array_type, enumeration_type, structure_type, subroutine_type, union_type, class_type, call_site, GNU_call_site.
+    // (C++ member functions with code are separate DIEs at namespace level, tied back by DW_AT_specification.)
+
+    /// <summary>Reads the DIE's attributes and moves past its children to its sibling; false (and no move) when the sibling is not ahead.</summary>
+    private static bool SkipToSibling(ref DwarfReader r, DwarfAbbreviation abbrev, in DwarfUnitHeader header)
+    {
+        ulong sibling = 0;
+        for (int i = 0; i < abbrev.Attributes.Length; i++)
+        {
+            var v = DwarfAttributeValue.Read(ref r, abbrev.Attributes[i], header);
+            if (i == abbrev.SiblingIndex && v.Kind == DwarfValueKind.Reference) sibling = v.Value;
+        }
+        if (sibling <= r.Position || sibling >= header.End) return false;
+        r.Position = sibling;
+        return true;
     }
 
     private static int ReadScope(ref DwarfReader r, DwarfUnit unit, DwarfAbbreviation abbrev, ulong die, int parent,
