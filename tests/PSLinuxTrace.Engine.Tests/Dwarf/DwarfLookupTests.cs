@@ -1,5 +1,6 @@
 using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
+using PSLinuxTrace.Engine.Tests.Infrastructure;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -60,5 +61,36 @@ public sealed class DwarfLookupTests(ITestOutputHelper output)
             if (o.IsInlined != (i < ours.Count - 1)) return $"frame {i}: IsInlined {o.IsInlined}";
         }
         return null;
+    }
+}
+
+/// <summary>EntryAddress of the out-of-line frame: the value of the function's own .symtab symbol (readelf -s), so "function+offset" matches it.</summary>
+public sealed class DwarfEntryAddressTests
+{
+    public static TheoryData<string> Builds() => DwarfLookupTests.Builds();
+
+    [Theory, MemberData(nameof(Builds))]
+    public void EntryIsTheSymbolValue(string build)
+    {
+        string file = DwarfFixtures.Get(build);
+        var symbols = Tool.Check("readelf", "-sW", file).Split('\n')
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length >= 8 && f[3] == "FUNC" && f[6] != "UND")
+            .Select(f => (Name: f[7].Split('@')[0], Value: Convert.ToUInt64(f[1], 16), Size: ulong.Parse(f[2], System.Globalization.CultureInfo.InvariantCulture)))
+            .ToList();
+        using var elf = ElfFile.Open(file);
+        var info = DwarfSourceInfo.Load(elf)!;
+        int compared = 0;
+        foreach (ulong a in DwarfLookupTests.Addresses(file, info))
+        {
+            var frames = info.Lookup(a);
+            if (frames.Count == 0 || frames[^1].Function is not { } name) continue;
+            // The symbol that holds the address, when it names the same function (not main.cold for main).
+            var holder = symbols.Where(s => a >= s.Value && a < s.Value + Math.Max(1, s.Size)).ToList();
+            if (holder.Count == 0 || holder[0].Name != name) continue;
+            Assert.True(holder[0].Value == frames[^1].EntryAddress, $"0x{a:x} in {name}: entry 0x{frames[^1].EntryAddress:x}, symbol 0x{holder[0].Value:x}");
+            compared++;
+        }
+        Assert.True(compared > 10, $"{compared} addresses compared");
     }
 }
