@@ -2,9 +2,10 @@ namespace PSLinuxTrace.Engine.Dwarf;
 
 /// <summary>
 /// Address → unit. Read from .debug_aranges where the file has it (gcc writes one set per unit);
-/// units the aranges do not cover (clang writes none) are indexed by their unit DIE's ranges, and
-/// a unit DIE without ranges by its line table's sequences, as bfd does. Only unit DIEs are read
-/// here: a unit's function tree waits for the first address that falls in it.
+/// the first address the aranges miss adds the units they do not cover (clang writes none),
+/// indexed by their unit DIE's ranges, or a unit DIE without ranges by its line table's
+/// sequences, as bfd does. Only unit DIEs are read here: a unit's function tree waits for the
+/// first address that falls in it.
 /// </summary>
 internal sealed class DwarfAddressIndex
 {
@@ -12,11 +13,17 @@ internal sealed class DwarfAddressIndex
 
     private readonly Entry[] _entries;
     private readonly ulong[] _maxEnd;
+    private readonly HashSet<ulong> _covered;
 
-    private DwarfAddressIndex(List<Entry> entries)
+    /// <summary>True once every unit is in the index (not only those the aranges name).</summary>
+    public bool IsComplete { get; }
+
+    private DwarfAddressIndex(List<Entry> entries, HashSet<ulong> covered, bool complete)
     {
         entries.Sort((a, b) => a.Start.CompareTo(b.Start));
         _entries = entries.ToArray();
+        _covered = covered;
+        IsComplete = complete;
         _maxEnd = new ulong[_entries.Length];
         ulong max = 0;
         for (int i = 0; i < _entries.Length; i++) _maxEnd[i] = max = Math.Max(max, _entries[i].End);
@@ -42,14 +49,8 @@ internal sealed class DwarfAddressIndex
         return units;
     }
 
-    /// <summary>
-    /// Builds the index. <paramref name="units"/> lists every unit header (read only when the
-    /// aranges miss a unit); <paramref name="openUnit"/> reads a unit DIE;
-    /// <paramref name="lineRanges"/> gives a unit's line-table sequences. Units that fail to read
-    /// are left out and reported through <paramref name="warn"/>.
-    /// </summary>
-    public static DwarfAddressIndex Build(DwarfSections s, Func<IReadOnlyList<DwarfUnitHeader>> units,
-        Func<ulong, DwarfUnit> openUnit, Func<DwarfUnit, IEnumerable<AddressRange>> lineRanges, Action<BadInputFormatException> warn)
+    /// <summary>The index .debug_aranges gives (empty, and not complete, without it or when it is damaged).</summary>
+    public static DwarfAddressIndex FromAranges(DwarfSections s, Action<BadInputFormatException> warn)
     {
         var entries = new List<Entry>();
         var covered = new HashSet<ulong>();
@@ -67,9 +68,21 @@ internal sealed class DwarfAddressIndex
                 covered.Clear();
             }
         }
-        foreach (var h in units())
+        return new DwarfAddressIndex(entries, covered, complete: false);
+    }
+
+    /// <summary>
+    /// This index plus every unit of <paramref name="units"/> the aranges did not cover;
+    /// <paramref name="openUnit"/> reads a unit DIE, <paramref name="lineRanges"/> gives a unit's
+    /// line-table sequences. Units that fail to read are left out and reported through <paramref name="warn"/>.
+    /// </summary>
+    public DwarfAddressIndex WithUncoveredUnits(IReadOnlyList<DwarfUnitHeader> units, Func<ulong, DwarfUnit> openUnit,
+        Func<DwarfUnit, IEnumerable<AddressRange>> lineRanges, Action<BadInputFormatException> warn)
+    {
+        var entries = new List<Entry>(_entries);
+        foreach (var h in units)
         {
-            if (covered.Contains(h.Offset) || h.UnitType is not (DwUt.Compile or DwUt.Partial or DwUt.Skeleton)) continue;
+            if (_covered.Contains(h.Offset) || h.UnitType is not (DwUt.Compile or DwUt.Partial or DwUt.Skeleton)) continue;
             try
             {
                 var unit = openUnit(h.Offset);
@@ -83,7 +96,7 @@ internal sealed class DwarfAddressIndex
                 warn(ex);
             }
         }
-        return new DwarfAddressIndex(entries);
+        return new DwarfAddressIndex(entries, _covered, complete: true);
     }
 
     /// <summary>.debug_aranges sets (DWARF 5 §6.1.2): a header, then (address, length) tuples up to (0, 0).</summary>

@@ -8,11 +8,12 @@ internal sealed partial class DwarfLineTable
     /// </summary>
     public static DwarfLineTable Parse(DwarfSections s, ulong offset, DwarfUnit unit)
     {
-        var section = s[DwarfSectionKind.Line];
-        var r = new DwarfReader(section, ".debug_line", offset);
+        ulong size = s.SizeOf(DwarfSectionKind.Line);
+        var r = new DwarfReader(s.Prefix(DwarfSectionKind.Line, offset + 12), ".debug_line", offset);
         ulong length = r.InitialLength(out int offsetSize);
-        if (length > r.Remaining) throw r.Bad($"the line table at 0x{offset:x} claims 0x{length:x} bytes, past the end of the section");
+        if (length > size - r.Position) throw r.Bad($"the line table at 0x{offset:x} claims 0x{length:x} bytes, past the end of the section");
         ulong end = r.Position + length;
+        var section = s.Prefix(DwarfSectionKind.Line, end);
         // Everything below reads within the table's own bytes.
         r = new DwarfReader(section[..(int)end], ".debug_line", r.Position);
         int version = r.U16();

@@ -65,7 +65,7 @@ internal sealed class DwarfScopeTree
     public static DwarfScopeTree Build(DwarfSections s, DwarfUnit unit)
     {
         var header = unit.Header;
-        var info = s[DwarfSectionKind.Info][..(int)header.End];
+        var info = s.Prefix(DwarfSectionKind.Info, header.End)[..(int)header.End];
         var r = new DwarfReader(info, ".debug_info", header.FirstDie);
         var scopes = new List<Scope>();
         var ranges = new List<AddressRange>();

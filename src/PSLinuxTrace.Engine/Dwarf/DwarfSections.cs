@@ -11,7 +11,8 @@ public enum DwarfSectionKind
 /// <summary>
 /// The DWARF sections of one ELF file (a module, or its separate debug file), each read when first
 /// asked for. Plain sections are read in place from the mapped file (no copy); compressed ones
-/// (SHF_COMPRESSED zlib or zstd, legacy .zdebug_*) are inflated once, on first use. The
+/// (SHF_COMPRESSED zlib or zstd, legacy .zdebug_*) are inflated on first use, and only as far as
+/// a reader asks through <see cref="Prefix"/>. The
 /// <see cref="FromBytes"/> form takes section contents directly: the entry point for fuzzing and
 /// for debug info that does not come from a file.
 /// </summary>
@@ -25,7 +26,8 @@ public sealed class DwarfSections
 
     private readonly ElfFile? _elf;
     private readonly ElfSection?[] _inPlace = new ElfSection?[Names.Length];
-    private readonly Lazy<byte[]>?[] _bytes = new Lazy<byte[]>?[Names.Length];
+    private readonly byte[]?[] _bytes = new byte[]?[Names.Length];
+    private readonly Lazy<InflatingSection>?[] _compressed = new Lazy<InflatingSection>?[Names.Length];
 
     /// <summary>The file the sections come from ("&lt;bytes&gt;" for <see cref="FromBytes"/>).</summary>
     public string Name { get; }
@@ -45,7 +47,7 @@ public sealed class DwarfSections
             var section = elf.FindSection(Names[k]) ?? elf.FindSection(".z" + Names[k][1..]);
             if (section is null || section.Type == ElfSection.SHT_NOBITS || section.Size == 0) continue;
             if (ElfSectionDecompressor.IsCompressed(section))
-                s._bytes[k] = new Lazy<byte[]>(() => ElfSectionDecompressor.GetUncompressedBytes(elf, section));
+                s._compressed[k] = new Lazy<InflatingSection>(() => ElfSectionDecompressor.Open(elf, section));
             else
             {
                 elf.GetSectionBytes(section); // the whole range must lie in the file, checked once
@@ -64,27 +66,37 @@ public sealed class DwarfSections
         var s = new DwarfSections(null, name);
         for (int k = 0; k < Names.Length; k++)
             if (sections.TryGetValue(Names[k], out var bytes) && bytes.Length > 0)
-            {
-                var b = bytes;
-                s._bytes[k] = new Lazy<byte[]>(() => b);
-            }
+                s._bytes[k] = bytes;
         return s;
     }
 
     /// <summary>True when the file has the section (compressed or not).</summary>
-    public bool Has(DwarfSectionKind kind) => _inPlace[(int)kind] is not null || _bytes[(int)kind] is not null;
+    public bool Has(DwarfSectionKind kind) => _inPlace[(int)kind] is not null || _bytes[(int)kind] is not null || _compressed[(int)kind] is not null;
 
     /// <summary>
     /// The section's (uncompressed) bytes, empty when the file lacks it. Throws
     /// BadInputFormatException when a compressed section does not inflate.
     /// </summary>
-    public ReadOnlySpan<byte> this[DwarfSectionKind kind]
+    public ReadOnlySpan<byte> this[DwarfSectionKind kind] => Prefix(kind, ulong.MaxValue);
+
+    /// <summary>
+    /// The section's bytes from its start through at least offset <paramref name="end"/> (all of
+    /// them when it is shorter): a compressed section is inflated no further than that. Readers
+    /// slice what they read from this span, so a damaged length still fails as out of bounds.
+    /// </summary>
+    public ReadOnlySpan<byte> Prefix(DwarfSectionKind kind, ulong end)
     {
-        get
-        {
-            if (_inPlace[(int)kind] is { } section) return _elf!.GetSectionBytes(section);
-            return _bytes[(int)kind] is { } lazy ? lazy.Value : ReadOnlySpan<byte>.Empty;
-        }
+        if (_inPlace[(int)kind] is { } section) return _elf!.GetSectionBytes(section);
+        if (_bytes[(int)kind] is { } bytes) return bytes;
+        return _compressed[(int)kind] is { } lazy ? lazy.Value.Prefix(end) : ReadOnlySpan<byte>.Empty;
+    }
+
+    /// <summary>The section's full (uncompressed) size, without inflating it; 0 when the file lacks it.</summary>
+    public ulong SizeOf(DwarfSectionKind kind)
+    {
+        if (_inPlace[(int)kind] is { } section) return section.Size;
+        if (_bytes[(int)kind] is { } bytes) return (ulong)bytes.Length;
+        return _compressed[(int)kind] is { } lazy ? (ulong)lazy.Value.Size : 0;
     }
 
     /// <summary>The section's ELF name, for messages.</summary>

@@ -19,7 +19,7 @@ public sealed partial class DwarfSourceInfo
         state = new UnitState();
         try
         {
-            var header = DwarfUnitHeader.Read(_s[DwarfSectionKind.Info], offset);
+            var header = DwarfUnitHeader.Read(_s, offset);
             if (!_abbreviations.TryGetValue(header.AbbrevOffset, out var abbreviations))
                 _abbreviations[header.AbbrevOffset] = abbreviations = DwarfAbbreviations.Parse(_s[DwarfSectionKind.Abbrev], header.AbbrevOffset);
             state.Unit = DwarfUnit.Open(_s, header, abbreviations);
@@ -72,13 +72,12 @@ public sealed partial class DwarfSourceInfo
     {
         if (_headers is not null) return _headers;
         var list = new List<DwarfUnitHeader>();
-        var info = _s[DwarfSectionKind.Info];
-        ulong offset = 0;
+        ulong size = _s.SizeOf(DwarfSectionKind.Info), offset = 0;
         try
         {
-            while (offset < (ulong)info.Length)
+            while (offset < size)
             {
-                var h = DwarfUnitHeader.Read(info, offset);
+                var h = DwarfUnitHeader.Read(_s, offset);
                 list.Add(h);
                 offset = h.End;
             }
@@ -138,7 +137,7 @@ public sealed partial class DwarfSourceInfo
 
     private (string? Linkage, string? Name, ulong? Next) ReadNameAttributes(DwarfUnit unit, ulong die)
     {
-        var r = new DwarfReader(_s[DwarfSectionKind.Info][..(int)unit.Header.End], ".debug_info", die);
+        var r = new DwarfReader(_s.Prefix(DwarfSectionKind.Info, unit.Header.End)[..(int)unit.Header.End], ".debug_info", die);
         ulong code = r.Uleb();
         var abbrev = unit.Abbreviations.Find(code) ?? throw r.Bad($"DIE at 0x{die:x} uses unknown abbreviation {code}");
         DwarfAttributeValue? linkage = null, name = null;

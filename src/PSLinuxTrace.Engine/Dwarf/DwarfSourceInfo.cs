@@ -5,9 +5,10 @@ namespace PSLinuxTrace.Engine.Dwarf;
 /// <summary>
 /// Source locations and inlined frames of code addresses, from one file's DWARF (.debug_info,
 /// .debug_line and the sections they index; DWARF 2 to 5, compressed or not): what
-/// `addr2line -f -i -e FILE ADDR` prints. Loading reads nothing; the first lookup builds an
-/// address → unit index (from .debug_aranges, else the unit DIEs), and a unit's line table and
-/// function tree are parsed the first time an address falls in that unit, then kept.
+/// `addr2line -f -i -e FILE ADDR` prints. Loading reads nothing; the first lookup reads the
+/// address → unit index (.debug_aranges; the unit DIEs only for what it misses), and a unit's
+/// line table and function tree are parsed the first time an address falls in that unit, then
+/// kept. Compressed sections are inflated only as far as the units looked at.
 /// Thread-safe: lookups take one lock.
 /// </summary>
 /// <remarks>
@@ -63,10 +64,17 @@ public sealed partial class DwarfSourceInfo
     {
         lock (_gate)
         {
-            _index ??= DwarfAddressIndex.Build(_s, Headers, offset => State(offset).Unit ?? throw State(offset).Error!,
-                unit => Lines(State(unit.Header.Offset))?.SequenceRanges() ?? [], Warn);
+            _index ??= DwarfAddressIndex.FromAranges(_s, Warn);
+            var units = _index.UnitsAt(fileAddress);
+            if (units.Count == 0 && !_index.IsComplete)
+            {
+                // Outside every arange: index the units the aranges do not name (all of them without aranges).
+                _index = _index.WithUncoveredUnits(Headers(), offset => State(offset).Unit ?? throw State(offset).Error!,
+                    unit => Lines(State(unit.Header.Offset))?.SequenceRanges() ?? [], Warn);
+                units = _index.UnitsAt(fileAddress);
+            }
             BadInputFormatException? damage = null;
-            foreach (ulong unitOffset in _index.UnitsAt(fileAddress))
+            foreach (ulong unitOffset in units)
             {
                 var state = State(unitOffset);
                 if (state.Unit is null)

@@ -48,8 +48,8 @@ internal sealed class DwarfUnit
 
     private void ReadUnitDie()
     {
-        var info = _s[DwarfSectionKind.Info];
-        var r = new DwarfReader(info[..(int)Header.End], ".debug_info", Header.FirstDie);
+        var info = _s.Prefix(DwarfSectionKind.Info, Header.End)[..(int)Header.End];
+        var r = new DwarfReader(info, ".debug_info", Header.FirstDie);
         ulong code = r.Uleb();
         var abbrev = Abbreviations.Find(code) ?? throw r.Bad($"the unit at 0x{Header.Offset:x} starts with unknown abbreviation {code}");
         Tag = abbrev.Tag;
@@ -91,7 +91,7 @@ internal sealed class DwarfUnit
         switch (v.Kind)
         {
             case DwarfValueKind.InlineString:
-                var r = new DwarfReader(_s[DwarfSectionKind.Info][..(int)Header.End], ".debug_info", v.Value);
+                var r = new DwarfReader(_s.Prefix(DwarfSectionKind.Info, Header.End)[..(int)Header.End], ".debug_info", v.Value);
                 return r.CString();
             case DwarfValueKind.StrOffset: return DwarfReader.StringAt(_s[DwarfSectionKind.Str], v.Value, ".debug_str");
             case DwarfValueKind.LineStrOffset: return DwarfReader.StringAt(_s[DwarfSectionKind.LineStr], v.Value, ".debug_line_str");

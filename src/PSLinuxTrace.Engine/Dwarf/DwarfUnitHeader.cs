@@ -7,13 +7,15 @@ namespace PSLinuxTrace.Engine.Dwarf;
 internal readonly record struct DwarfUnitHeader(
     ulong Offset, ulong End, int Version, byte UnitType, int OffsetSize, int AddressSize, ulong AbbrevOffset, ulong FirstDie)
 {
-    /// <summary>Parses the header at <paramref name="offset"/>; the unit must fit in the section.</summary>
-    public static DwarfUnitHeader Read(ReadOnlySpan<byte> info, ulong offset)
+    /// <summary>Parses the header at <paramref name="offset"/>; the unit must fit in the section (inflated only that far).</summary>
+    public static DwarfUnitHeader Read(DwarfSections s, ulong offset)
     {
-        var r = new DwarfReader(info, ".debug_info", offset);
+        ulong size = s.SizeOf(DwarfSectionKind.Info);
+        var r = new DwarfReader(s.Prefix(DwarfSectionKind.Info, offset + 12), ".debug_info", offset);
         ulong length = r.InitialLength(out int offsetSize);
-        if (length > r.Remaining) throw r.Bad($"the unit at 0x{offset:x} claims 0x{length:x} bytes, past the end of the section");
+        if (length > size - r.Position) throw r.Bad($"the unit at 0x{offset:x} claims 0x{length:x} bytes, past the end of the section");
         ulong end = r.Position + length;
+        r = new DwarfReader(s.Prefix(DwarfSectionKind.Info, end)[..(int)end], ".debug_info", r.Position);
         int version = r.U16();
         if (version is < 2 or > 5) throw r.Bad($"the unit at 0x{offset:x} has DWARF version {version} (2 to 5 are known)");
         byte unitType = DwUt.Compile;
