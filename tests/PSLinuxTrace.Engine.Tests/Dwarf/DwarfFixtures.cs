@@ -43,6 +43,19 @@ public static class DwarfFixtures
     /// <summary>Every fixture key, for theories.</summary>
     public static IEnumerable<string> Keys => Recipes.Keys;
 
+    /// <summary>gcc -O2 -gsplit-dwarf: a skeleton unit in the binary, its DIEs in a .dwo beside it (which we do not read).</summary>
+    public static string SplitDwarf() =>
+        Built.GetOrAdd("gcc-O2-split-dwarf", _ => new Lazy<string>(() =>
+        {
+            string dir = Path.Combine(Fixtures.ScratchDirectory, "split-dwarf");
+            Directory.CreateDirectory(dir);
+            string output = Path.Combine(dir, "dwarf_inline");
+            // gcc writes the .dwo next to the output; run it there so nothing lands in the test's directory.
+            var r = Tool.Run("cc", ["-g", "-O2", "-gsplit-dwarf", "-fno-omit-frame-pointer", "-o", output, Repo.Path("tests", "Fixtures", "dwarf_inline.c")], workingDirectory: dir);
+            if (r.ExitCode != 0) throw new InvalidOperationException(r.StdErr);
+            return output;
+        })).Value;
+
     /// <summary>The fixture's path (built on first use).</summary>
     public static string Get(string key) =>
         Built.GetOrAdd(key, k => new Lazy<string>(() => Recipes[k]())).Value;

@@ -94,3 +94,40 @@ public sealed class DwarfEntryAddressTests
         Assert.True(compared > 10, $"{compared} addresses compared");
     }
 }
+
+/// <summary>
+/// Split DWARF (gcc -gsplit-dwarf): the binary keeps a skeleton unit and the line table, the
+/// functions live in a .dwo file this reader does not open. Lookups give the innermost
+/// location only, and it is the one llvm-symbolizer (which reads the .dwo) gives first.
+/// addr2line 2.40 reads no line of it at all.
+/// </summary>
+public sealed class DwarfSplitDwarfTests
+{
+    [Fact]
+    public void SkeletonUnitsGiveTheInnermostLocation()
+    {
+        string file = DwarfFixtures.SplitDwarf();
+        using var elf = ElfFile.Open(file);
+        var info = DwarfSourceInfo.Load(elf)!;
+        var addresses = DwarfLookupTests.Addresses(file, info);
+        var llvm = ReferenceSymbolizers.LlvmSymbolizer(file, addresses);
+        int compared = 0, inlinedThere = 0;
+        foreach (ulong a in addresses)
+        {
+            var ours = info.Lookup(a);
+            if (ours.Count == 0)
+            {
+                Assert.True(llvm[a].All(f => f.Line == 0), $"0x{a:x}: llvm-symbolizer has {string.Join(" | ", llvm[a])}");
+                continue;
+            }
+            Assert.Single(ours);
+            Assert.Null(ours[0].Function);
+            var first = llvm[a][0];
+            Assert.True((first.File, first.Line, first.Column) == (ours[0].File, ours[0].Line, ours[0].Column), $"0x{a:x}: ours {ours[0]}, llvm-symbolizer {first}");
+            compared++;
+            if (llvm[a].Count > 1) inlinedThere++;
+        }
+        Assert.True(compared > 50 && inlinedThere > 0, $"{compared} compared, {inlinedThere} in inlined code");
+        Assert.Empty(info.Warnings);
+    }
+}
