@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace PSLinuxTrace.Engine.Dwarf;
 
 /// <summary>One attribute specification of an abbreviation: name, form, and DW_FORM_implicit_const's value.</summary>
@@ -71,6 +72,7 @@ internal sealed class DwarfAbbreviations
         return _sparse is not null && _sparse.TryGetValue(code, out var a) ? a : null;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static DwarfAbbreviations Parse(ReadOnlySpan<byte> section, ulong offset)
     {
         var r = new DwarfReader(section, ".debug_abbrev", offset);

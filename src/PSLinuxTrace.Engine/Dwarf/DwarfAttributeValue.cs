@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace PSLinuxTrace.Engine.Dwarf;
 
 /// <summary>What an attribute value is, once its form is decoded (DWARF 5 §7.5.5 attribute classes).</summary>
@@ -39,6 +40,7 @@ internal readonly record struct DwarfAttributeValue(DwarfValueKind Kind, ushort 
     /// Reads one value of <paramref name="form"/> at the reader's position (and advances past it).
     /// Forms this reader does not know end the unit: their size is unknown, so nothing after them can be read.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static DwarfAttributeValue Read(ref DwarfReader r, DwarfAttributeSpec spec, in DwarfUnitHeader unit)
     {
         ushort form = spec.Form;

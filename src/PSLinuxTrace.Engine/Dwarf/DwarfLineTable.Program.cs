@@ -1,8 +1,10 @@
+using System.Runtime.CompilerServices;
 namespace PSLinuxTrace.Engine.Dwarf;
 
 internal sealed partial class DwarfLineTable
 {
     /// <summary>The line-number state machine (DWARF 5 §6.2.2, §6.2.5) over the program bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunProgram(ref DwarfReader r, ProgramParameters p, List<FileEntry> files, List<DwarfLineRow> rows, List<Sequence> sequences)
     {
         var m = new Machine(p, rows, sequences);
@@ -41,6 +43,7 @@ internal sealed partial class DwarfLineTable
         m.DropUnterminated();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Extended(ref DwarfReader r, Machine m, List<FileEntry> files)
     {
         ulong length = r.Uleb();
@@ -75,6 +78,7 @@ internal sealed partial class DwarfLineTable
         private int _sequenceStart = rows.Count;
         private bool _sorted = true;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Advance(ulong operationAdvance)
         {
             if (p.MaxOpsPerInstruction == 1)
@@ -88,6 +92,7 @@ internal sealed partial class DwarfLineTable
             OpIndex = (uint)(ops % p.MaxOpsPerInstruction);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Emit(bool endSequence)
         {
             var row = new DwarfLineRow(Address, File > uint.MaxValue ? uint.MaxValue : (uint)File, Line,

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.Text;
 
@@ -84,6 +85,7 @@ internal ref struct DwarfReader
     /// <summary>A 4- or 8-byte section offset (32-bit or 64-bit DWARF).</summary>
     public ulong Offset(int offsetSize) => offsetSize == 8 ? U64() : U32();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ulong Uleb()
     {
         if ((uint)_position < (uint)_data.Length && _data[_position] < 0x80) return _data[_position++];
@@ -99,6 +101,7 @@ internal ref struct DwarfReader
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public long Sleb()
     {
         long result = 0;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace PSLinuxTrace.Engine.Dwarf;
 
 /// <summary>
@@ -62,6 +63,7 @@ internal sealed class DwarfScopeTree
     }
 
     /// <summary>Walks the unit's DIEs once, keeping the scopes that have addresses.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static DwarfScopeTree Build(DwarfSections s, DwarfUnit unit)
     {
         var header = unit.Header;
@@ -105,6 +107,7 @@ internal sealed class DwarfScopeTree
         return new DwarfScopeTree(scopes.ToArray(), index.ToArray());
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SkipAttributes(ref DwarfReader r, DwarfAbbreviation abbrev, in DwarfUnitHeader header)
     {
         foreach (var spec in abbrev.Attributes) DwarfAttributeValue.Read(ref r, spec, header);
@@ -116,6 +119,7 @@ internal sealed class DwarfScopeTree
     // (C++ member functions with code are separate DIEs at namespace level, tied back by DW_AT_specification.)
 
     /// <summary>Reads the DIE's attributes and moves past its children to its sibling; false (and no move) when the sibling is not ahead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool SkipToSibling(ref DwarfReader r, DwarfAbbreviation abbrev, in DwarfUnitHeader header)
     {
         ulong sibling = 0;
@@ -129,6 +133,7 @@ internal sealed class DwarfScopeTree
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ReadScope(ref DwarfReader r, DwarfUnit unit, DwarfAbbreviation abbrev, ulong die, int parent,
         List<Scope> scopes, List<AddressRange> ranges, List<IndexEntry> index, ref int budget)
     {
