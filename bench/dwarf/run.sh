@@ -19,18 +19,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dotnet build -c Release -v q -nologo DwarfBench.csproj >/dev/null || { echo "build failed"; exit 1; }
 bench=bin/Release/net8.0/DwarfBench.dll
-now() { date +%s.%N; }
-ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 best() { local b=999999; for t in "$@"; do b=$(awk -v x="$t" -v y="$b" 'BEGIN { print (x < y) ? x : y }'); done; echo "$b"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+# measure OUT CMD...: runs CMD with the addresses on stdin; sets wall and cpu (user + sys) in ms.
+measure() {
+  local out=$1; shift
+  /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" < "$work/addrs" > "$out" 2>/dev/null
+  wall=$(awk '{ printf "%.0f", $1 * 1000 }' "$work/time"); cpu=$(awk '{ printf "%.0f", ($2 + $3) * 1000 }' "$work/time")
+}
 # Addresses: inside the file's functions (FUNC symbols with a size), at random offsets, fixed seed.
 readelf -sW "$file" 2>/dev/null | awk '$4 == "FUNC" && $3 > 1 { print $2, $3 }' | sort -u > "$work/functions"
 echo "file: $file ($(stat -c %s "$file") bytes, $(wc -l < "$work/functions") functions)"
 cat "$file" > /dev/null  # the page cache warm for every tool alike
-st=(); for _ in 1 2 3 4 5; do t0=$(now); dotnet "$bench" resolve "$file" < /dev/null > /dev/null; t1=$(now); st+=("$(ms "$t0" "$t1")"); done
-startup=$(best "${st[@]}")
-echo "our process with no address (start-up, JIT, open): $startup ms"
-printf "%-7s %9s %9s %9s %9s %10s %10s %9s %9s %9s %11s\n" N a2l_ms eu_ms ours_ms load_ms cold_ms warm_ms a2l/ours eu/ours a2l/cold same_as_a2l
+: > "$work/addrs"
+st=(); for _ in 1 2 3 4 5; do measure /dev/null dotnet "$bench" resolve "$file"; st+=("$wall"); done
+echo "our process with no address (.NET start-up, open): $(best "${st[@]}") ms"
+printf "%-6s %13s %13s %13s %8s %8s %8s %9s %9s %9s %9s %11s\n" N a2l_ms/cpu eu_ms/cpu ours_ms/cpu load_ms cold_ms warm_ms a2l/ours eu/ours cpu_a2l/ours a2l/cold same_as_a2l
 for n in $SIZES; do
   python3 - "$n" "$work/functions" > "$work/addrs" <<'PY'
 import random, sys
@@ -40,20 +44,23 @@ for _ in range(int(sys.argv[1])):
     value, size = random.choice(functions)
     print(hex(int(value, 16) + random.randrange(int(size))))
 PY
-  a=(); e=(); d=()
+  a=(); e=(); d=(); ac=(); ec=(); dc=()
   for _ in 1 2 3 4 5; do
-    t0=$(now); addr2line -a -f -i -e "$file" < "$work/addrs" > "$work/a2l"; t1=$(now); a+=("$(ms "$t0" "$t1")")
-    t0=$(now); eu-addr2line -f -i -e "$file" < "$work/addrs" > /dev/null 2>&1; t1=$(now); e+=("$(ms "$t0" "$t1")")
-    t0=$(now); dotnet "$bench" resolve "$file" < "$work/addrs" > /dev/null; t1=$(now); d+=("$(ms "$t0" "$t1")")
+    measure "$work/a2l" addr2line -a -f -i -e "$file"; a+=("$wall"); ac+=("$cpu")
+    measure /dev/null eu-addr2line -f -i -e "$file"; e+=("$wall"); ec+=("$cpu")
+    measure /dev/null dotnet "$bench" resolve "$file"; d+=("$wall"); dc+=("$cpu")
   done
   ab=$(best "${a[@]}"); eb=$(best "${e[@]}"); db=$(best "${d[@]}")
+  acb=$(best "${ac[@]}"); ecb=$(best "${ec[@]}"); dcb=$(best "${dc[@]}")
   inproc=$(dotnet "$bench" time "$file" 7 < "$work/addrs")
   load=$(sed -n 's/.*load_first_ms=\([0-9.]*\).*/\1/p' <<<"$inproc")
   cold=$(sed -n 's/.*cold_all_ms=\([0-9.]*\).*/\1/p' <<<"$inproc")
   warm=$(sed -n 's/.*warm_all_ms=\([0-9.]*\).*/\1/p' <<<"$inproc")
   same=$(dotnet "$bench" same "$file" "$work/a2l" < "$work/addrs" | sed -n 's/^same=//p')
-  printf "%-7s %9s %9s %9s %9s %10s %10s %9s %9s %9s %11s\n" "$n" "$ab" "$eb" "$db" "$load" "$cold" "$warm" "$(ratio "$ab" "$db")" "$(ratio "$eb" "$db")" "$(ratio "$ab" "$cold")" "$same"
+  printf "%-6s %13s %13s %13s %8s %8s %8s %9s %9s %9s %9s %11s\n" "$n" "$ab/$acb" "$eb/$ecb" "$db/$dcb" "$load" "$cold" "$warm" \
+    "$(ratio "$ab" "$db")" "$(ratio "$eb" "$db")" "$(ratio "$acb" "$dcb")" "$(ratio "$ab" "$cold")" "$same"
 done
-echo "a2l/eu/ours_ms: a whole process (ours includes .NET start-up, above); load_ms: Load + the first lookup"
+echo "a2l/eu/ours_ms/cpu: a whole process, wall and user+sys CPU (ours includes .NET start-up, above; CPU"
+echo "counts the JIT's threads too, and is the steadier figure on a busy machine); load_ms: Load + the first lookup"
 echo "in a warm process; cold_ms: N lookups on a fresh DwarfSourceInfo; warm_ms: the same N again (units cached)."
 echo "same_as_a2l differs where binutils 2.40 is wrong (see tests/PSLinuxTrace.Engine.Tests/Dwarf/CrossCheck.cs)."
