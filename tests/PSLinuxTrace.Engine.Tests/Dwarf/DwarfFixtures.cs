@@ -19,6 +19,8 @@ public static class DwarfFixtures
         ["gcc-O0"] = () => Fixtures.Build("dwarf_inline"),
         ["gcc-O2"] = () => Fixtures.Build("dwarf_inline", "-O2"),
         ["gcc-O2-dwarf4"] = () => Fixtures.Build("dwarf_inline", "-O2 -gdwarf-4"),
+        ["gcc-O2-dwarf3"] = () => Fixtures.Build("dwarf_inline", "-O2 -gdwarf-3"),
+        ["gcc-O2-dwarf2"] = () => Fixtures.Build("dwarf_inline", "-O2 -gdwarf-2"),
         ["gcc-O2-gz-zlib"] = () => Fixtures.Build("dwarf_inline", "-O2 -gz=zlib"),
         ["gcc-O2-objcopy-zstd"] = () => ObjCopy(Get("gcc-O2"), "dwarf_inline-zstd", "--compress-debug-sections=zstd"),
         ["gcc-O2-objcopy-zlib-gnu"] = () => ObjCopy(Get("gcc-O2"), "dwarf_inline-zdebug", "--compress-debug-sections=zlib-gnu"),
