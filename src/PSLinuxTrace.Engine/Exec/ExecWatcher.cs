@@ -391,7 +391,7 @@ public sealed class ExecWatcher : IDisposable
         }
         catch (UnauthorizedAccessException)
         {
-            throw new TargetPermissionDeniedException($"Permission denied reading {link}.", "CAP_SYS_PTRACE");
+            throw Procfs.AccessDiagnosis.Explain(pid, $"reading {link}", Errno.EACCES);
         }
         catch (IOException) when (!Directory.Exists($"/proc/{pid}"))
         {

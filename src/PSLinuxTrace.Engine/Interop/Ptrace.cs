@@ -17,7 +17,6 @@ internal static unsafe class Ptrace
         {
             int tracer = TracerOf(tid);
             if (tracer > 0) throw new TargetBusyException($"Process {tid} is already traced by process {tracer} ({Comm(tracer)}); a process can have only one tracer.", tracer);
-            throw new TargetPermissionDeniedException($"ptrace(PTRACE_SEIZE) of {tid} was refused: run as root or with CAP_SYS_PTRACE (and check kernel.yama.ptrace_scope).", "CAP_SYS_PTRACE");
         }
         throw Errno.ToException(e, "ptrace(PTRACE_SEIZE)", tid);
     }
