@@ -78,18 +78,21 @@ public abstract class PSLinuxTraceCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    /// <summary>Writes a non-terminating error for one target, mapped from an engine exception.</summary>
-    protected void WriteEngineError(Exception exception, object? target)
+    /// <summary>
+    /// Writes a non-terminating error for one target, mapped from an engine exception (or with one of
+    /// <see cref="ErrorMapping"/>'s own ids).
+    /// </summary>
+    protected void WriteEngineError(Exception exception, object? target, string? errorId = null, ErrorCategory? category = null)
     {
         DrainLog();
-        WriteError(ErrorMapping.ToErrorRecord(exception, target, MyInvocation?.MyCommand?.Name));
+        WriteError(ErrorMapping.ToErrorRecord(exception, target, errorId, category));
     }
 
     /// <summary>Stops the command with a terminating error (bad setup: nothing can be done for any target).</summary>
-    protected void ThrowEngineError(Exception exception, object? target)
+    protected void ThrowEngineError(Exception exception, object? target, string? errorId = null, ErrorCategory? category = null)
     {
         DrainLog();
-        ThrowTerminatingError(ErrorMapping.ToErrorRecord(exception, target, MyInvocation?.MyCommand?.Name));
+        ThrowTerminatingError(ErrorMapping.ToErrorRecord(exception, target, errorId, category));
     }
 
     /// <summary>Releases what a cmdlet holds (engine objects, kernel handles). PowerShell calls Dispose when the command ends, also after Ctrl+C.</summary>

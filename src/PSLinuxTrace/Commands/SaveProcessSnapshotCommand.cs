@@ -65,8 +65,8 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
         if (Directory.Exists(output)) output = System.IO.Path.Combine(output, launch ? $"core.{System.IO.Path.GetFileName(FilePath)}" : $"core.{Id}");
         if (File.Exists(output) && !Force)
         {
-            WriteError(new ErrorRecord(new IOException($"The file '{output}' already exists; use -Force to overwrite it."),
-                "SnapshotFileExists,PSLinuxTrace.Commands.SaveProcessSnapshotCommand", ErrorCategory.ResourceExists, output));
+            WriteEngineError(new IOException($"The file '{output}' already exists; use -Force to overwrite it."), output,
+                ErrorMapping.SnapshotFileExists, ErrorCategory.ResourceExists);
             return;
         }
         string action = launch

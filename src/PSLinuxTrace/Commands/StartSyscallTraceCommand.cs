@@ -89,7 +89,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         }
         catch (ArgumentException ex)
         {
-            ThrowTerminatingError(new ErrorRecord(ex, "InvalidSyscallFilter,PSLinuxTrace.Commands.StartSyscallTraceCommand", ErrorCategory.InvalidArgument, Syscall));
+            ThrowEngineError(ex, Syscall, ErrorMapping.InvalidSyscallFilter, ErrorCategory.InvalidArgument);
         }
     }
 
