@@ -32,8 +32,9 @@ public sealed record ExecWatchOptions
 /// The eBPF exec watcher: loads src/bpf/exec.bpf.o with our own loader (maps created, map
 /// relocations applied, programs verified and attached to the execve/execveat tracepoints), reads
 /// the ring buffer on its own thread, joins each entry record with its exit record, and writes
-/// <see cref="ExecEvent"/>s to a bounded channel. Dispose detaches and closes every fd, so nothing
-/// stays in the kernel.
+/// <see cref="ExecEvent"/>s to a bounded channel. The contract callers rely on: Stop (and Dispose)
+/// ends the reader thread, then detaches and closes every BPF program, map, link and fd, so nothing
+/// stays in the kernel; the counters stay readable (as of that moment) through <see cref="Summary"/>.
 /// </summary>
 public sealed class ExecWatcher : IDisposable
 {
@@ -147,10 +148,14 @@ public sealed class ExecWatcher : IDisposable
     }
 
     /// <summary>Ring buffer reservation failures counted by the BPF programs (events the kernel could not hand over).</summary>
-    public ulong LostEvents => ReadCounter(0);
+    public ulong LostEvents => _finalCounters?.Lost ?? ReadCounter(0);
 
     /// <summary>argv/envp strings the kernel could not read (page not present); those events are marked Truncated.</summary>
-    public ulong FaultedReads => ReadCounter(1);
+    public ulong FaultedReads => _finalCounters?.Faulted ?? ReadCounter(1);
+
+    // The counters as they were when Stop closed the maps.
+    private (ulong Lost, ulong Faulted)? _finalCounters;
+    private readonly object _stopGate = new();
 
     public ExecWatchSummary Summary => new(Interlocked.Read(ref _emitted), LostEvents, FaultedReads, _clock.Elapsed);
 
@@ -399,10 +404,29 @@ public sealed class ExecWatcher : IDisposable
         }
     }
 
-    /// <summary>Stops the reader thread (the channel completes).</summary>
+    /// <summary>
+    /// Stops the reader thread (the channel completes), then closes every BPF object: after Stop
+    /// returns, nothing of the watch is left in the kernel. Safe to call more than once.
+    /// </summary>
     public void Stop()
     {
         try { _stop.Cancel(); } catch (ObjectDisposedException) { }
+        lock (_stopGate)
+        {
+            if (_finalCounters is not null) return;
+            // The reader wakes at least every 100 ms (ring wait) and its channel writes are cancellable.
+            if (_thread is not null && !_thread.Join(TimeSpan.FromSeconds(10)))
+            {
+                // Unmapping the ring under a thread that reads it would crash the process: leave the
+                // objects to the process's exit instead.
+                _log.LogWarning("The Watch-Exec reader thread did not stop within 10 s; its BPF objects stay open until this process exits.");
+                return;
+            }
+            try { _finalCounters = (ReadCounter(0), ReadCounter(1)); }
+            catch (LinuxTraceException) { _finalCounters = (0, 0); }
+            DisposeKernelObjects();
+            _channel.Writer.TryComplete();
+        }
     }
 
     private void DisposeKernelObjects()
@@ -415,9 +439,6 @@ public sealed class ExecWatcher : IDisposable
     public void Dispose()
     {
         Stop();
-        _thread?.Join();
-        DisposeKernelObjects();
-        _channel.Writer.TryComplete();
         _stop.Dispose();
     }
 }

@@ -105,8 +105,8 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         {
             try
             {
-                traces.Add((FilePath, SyscallTracer.Launch(FilePath, ArgumentList, _options!, Log, StopToken,
-                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError))));
+                traces.Add((FilePath, Tracked(SyscallTracer.Launch(FilePath, ArgumentList, _options!, Log, StopToken,
+                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError)))));
             }
             catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException)
             {
@@ -118,7 +118,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
             // Every target traced at once, each on its own tracer thread.
             foreach (int pid in _ids.Distinct())
             {
-                try { traces.Add((pid, SyscallTracer.Attach(pid, _options!, Log, StopToken))); }
+                try { traces.Add((pid, Tracked(SyscallTracer.Attach(pid, _options!, Log, StopToken)))); }
                 catch (LinuxTraceException ex) { WriteEngineError(ex, pid); }
             }
         }
@@ -161,6 +161,13 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
             catch (AggregateException) { }
         }
         DrainLog();
+    }
+
+    // Tracked as soon as it exists, so Dispose waits for its detach even if a later WriteError throws (-ErrorAction Stop).
+    private ChannelReader<TraceEvent> Tracked(ChannelReader<TraceEvent> reader)
+    {
+        TrackEngineWork(reader);
+        return reader;
     }
 
     private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
