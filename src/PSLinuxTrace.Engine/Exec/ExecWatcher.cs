@@ -45,9 +45,9 @@ public sealed class ExecWatcher : IDisposable
     private const int HeaderSize = 96, PathCap = 4096, ArgsCap = 32768, ArgsSlot = 2 * ArgsCap;
     private const int ConfigSize = 64;
     // How long an entry waits for its exit record before it is written with Result null. An exec can
-    // take seconds on a loaded machine (loading the binary), so this is generous; it delays nothing
-    // but execs whose caller was killed mid-exec.
-    private static readonly TimeSpan ExitWait = TimeSpan.FromSeconds(10);
+    // take seconds on a loaded machine (loading the binary), so this is generous; the execs behind
+    // one whose exit never comes (a caller killed mid-exec) wait that long too, to keep time order.
+    private static readonly TimeSpan ExitWait = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan BatchDelay = TimeSpan.FromMilliseconds(20);
 
     private readonly ILogger _log;
@@ -166,19 +166,13 @@ public sealed class ExecWatcher : IDisposable
         return BinaryPrimitives.ReadUInt64LittleEndian(_counters.Lookup(key));
     }
 
-    private sealed class Pending(ExecEvent e, TimeSpan seen)
-    {
-        public ExecEvent Event = e;
-        public TimeSpan Seen = seen;
-    }
-
     private void Run()
     {
-        var pending = new Dictionary<int, Pending>();
+        var queue = new ExecEventQueue(ExitWait);
         var ready = new List<ExecEvent>();
-        TimeSpan lastLostCheck = TimeSpan.Zero, lastStaleCheck = TimeSpan.Zero;
+        TimeSpan lastLostCheck = TimeSpan.Zero;
         Exception? error = null;
-        RingBufferReader.RecordHandler handler = rec => OnRecord(rec, pending, ready);
+        RingBufferReader.RecordHandler handler = rec => OnRecord(rec, queue);
         CancellationToken stop = _stop.Token;
         try
         {
@@ -191,25 +185,17 @@ public sealed class ExecWatcher : IDisposable
                 if (_ring.Wait(100)) stop.WaitHandle.WaitOne(BatchDelay);
                 _ring.Consume(handler);
                 TimeSpan now = _clock.Elapsed;
-                // An entry whose exit never came (the exit record was lost, or the caller was killed mid-exec).
-                if (pending.Count > 0 && now - lastStaleCheck > ExitWait)
-                {
-                    lastStaleCheck = now;
-                    foreach (var (tid, p) in pending.Where(kv => now - kv.Value.Seen > ExitWait).ToList())
-                    {
-                        pending.Remove(tid);
-                        ready.Add(p.Event);
-                    }
-                }
+                queue.Release(now, all: false, ready);
                 if (!Emit(ready, stop)) break;
                 if (now - lastLostCheck > TimeSpan.FromMilliseconds(250)) { CheckLost(); lastLostCheck = now; }
             }
             // Ended by -Timeout or -Count (not by Stop): hand over what is already in the ring and
-            // the entries still waiting for an exit. After Stop nobody reads any more, so skip it.
+            // the entries still waiting for an exit (in order, result unknown). After Stop nobody
+            // reads any more, so skip it.
             if (!stop.IsCancellationRequested)
             {
                 _ring.Consume(handler);
-                ready.AddRange(pending.Values.Select(p => p.Event));
+                queue.Release(_clock.Elapsed, all: true, ready);
                 Emit(ready, stop);
             }
             CheckLost();
@@ -230,10 +216,10 @@ public sealed class ExecWatcher : IDisposable
         }
     }
 
-    /// <summary>Writes ready events; false once Count is reached.</summary>
+    /// <summary>Writes ready events (already in time order); false once Count is reached.</summary>
     private bool Emit(List<ExecEvent> ready, CancellationToken stop)
     {
-        foreach (ExecEvent e in ready.OrderBy(e => e.Timestamp))
+        foreach (ExecEvent e in ready)
         {
             if (_options.Count > 0 && Interlocked.Read(ref _emitted) >= _options.Count) { ready.Clear(); return false; }
             // A full channel (the pipeline is slower than the execs) blocks here; the ring then
@@ -246,7 +232,7 @@ public sealed class ExecWatcher : IDisposable
         return !(_options.Count > 0 && Interlocked.Read(ref _emitted) >= _options.Count);
     }
 
-    private void OnRecord(ReadOnlySpan<byte> rec, Dictionary<int, Pending> pending, List<ExecEvent> ready)
+    private void OnRecord(ReadOnlySpan<byte> rec, ExecEventQueue queue)
     {
         if (rec.Length < 4) return;
         uint kind = U32(rec, 0);
@@ -254,21 +240,11 @@ public sealed class ExecWatcher : IDisposable
         {
             ExecEvent e = ParseEnter(rec);
             if (_names is not null && !MatchesName(e.Filename)) return;
-            if (pending.Remove(e.Tid, out Pending? stale)) ready.Add(stale.Event);   // an earlier exec by this thread never exited
-            pending[e.Tid] = new Pending(e, _clock.Elapsed);
+            queue.Enter(e, _clock.Elapsed);
         }
         else if (kind == RecExit && rec.Length >= 32)
         {
-            int pid = (int)U32(rec, 4), tid = (int)U32(rec, 8);
-            long ret = BinaryPrimitives.ReadInt64LittleEndian(rec[16..]);
-            // A successful exec by a non-leader thread returns in the leader's tid (de_thread), so fall back to the pid.
-            if (!pending.Remove(tid, out Pending? p))
-            {
-                int key = ret == 0 ? pending.FirstOrDefault(kv => kv.Value.Event.Pid == pid).Key : 0;
-                if (key == 0 || !pending.Remove(key, out p)) return;   // began before we attached, or filtered out
-            }
-            int errno = ret < 0 ? (int)-ret : 0;
-            ready.Add(p.Event with { Result = errno == 0 ? "0" : Errno.Name(errno), ErrorCode = errno });
+            queue.Exit((int)U32(rec, 4), (int)U32(rec, 8), BinaryPrimitives.ReadInt64LittleEndian(rec[16..]));
         }
     }
 
