@@ -39,6 +39,30 @@ public abstract class PSLinuxTraceCmdlet : PSCmdlet, IDisposable
         });
     }
 
+    /// <summary>The current FileSystem location ($PWD of the FileSystem provider): where launched programs start.</summary>
+    protected string CurrentDirectory => SessionState.Path.CurrentFileSystemLocation.ProviderPath;
+
+    /// <summary>
+    /// A path parameter as a file system path, resolved through the session state as every cmdlet does:
+    /// relative to $PWD, with ~ and PSDrives (TestDrive:, Temp:) working. Not a file system path: ArgumentException.
+    /// </summary>
+    protected string ResolveFileSystemPath(string path)
+    {
+        string resolved = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out ProviderInfo provider, out _);
+        if (provider.Name != "FileSystem") throw new ArgumentException($"'{path}' is not a file system path (it is on the {provider.Name} provider).");
+        return resolved;
+    }
+
+    /// <summary>A redirect or other optional path parameter, resolved (null stays null).</summary>
+    protected string? ResolveOptionalPath(string? path) => path is null ? null : ResolveFileSystemPath(path);
+
+    /// <summary>
+    /// A program to launch, as Start-Process and the shell find it: a name without a slash is looked up
+    /// in PATH (by the engine); ./app, ~/bin/app or a PSDrive path is a path relative to $PWD.
+    /// </summary>
+    protected string ResolveProgram(string filePath) =>
+        filePath.Contains('/') || filePath.Contains('\\') || filePath.StartsWith('~') || filePath.Contains(':') ? ResolveFileSystemPath(filePath) : filePath;
+
     /// <summary>Writes queued engine log lines. Call only on the pipeline thread.</summary>
     protected void DrainLog()
     {

@@ -50,11 +50,12 @@ public sealed class LaunchSnapshotter
     private static bool ReadOnly(ulong flags) => (flags & O_ACCMODE) == 0 && (flags & (O_CREAT | O_TRUNC)) == 0;
 
     public ProcessSnapshot Save(string program, IReadOnlyList<string> arguments, string path, SnapshotMemory include,
-        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default)
+        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default,
+        string? workingDirectory = null)
     {
         var total = Stopwatch.StartNew();
-        string exe = TraceeLauncher.ResolveProgram(program);
-        int pid = TraceeLauncher.SpawnStopped(exe, arguments, stdin, stdout, stderr);
+        string exe = TraceeLauncher.ResolveProgram(program, workingDirectory);
+        int pid = TraceeLauncher.SpawnStopped(exe, arguments, stdin, stdout, stderr, workingDirectory);
         bool complete = false;
         var warnings = new List<string>();
         int brkRefused = 0, replayed = 0;
@@ -200,7 +201,7 @@ public sealed class LaunchSnapshotter
             brkRefused,
             replayedSyscalls = replayed,
         };
-        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, JsonSerializer.SerializeToUtf8Bytes(restore)));
+        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, Cores.CoreDumpReader.RestoreStateNoteType, JsonSerializer.SerializeToUtf8Bytes(restore)));
         var sw = Stopwatch.StartNew();
         using var output = CoreWriter.CreateFile(path);
         var (fileSize, unreadable) = CoreWriter.Write(output, image, (a, b) => RemoteMemory.Read(pid, a, b), progress, cancel);

@@ -16,7 +16,8 @@ namespace PSLinuxTrace.Engine.Tracing;
 /// that attached it), runs the waitpid loop and writes events to a bounded channel that the consumer
 /// drains on its own thread. Cancellation or the timeout ends the trace: attached processes are
 /// detached (each left exactly as it was: running, or stopped if it was group-stopped, pending signals
-/// passed on), launched ones are killed with their whole tree, as strace does.
+/// passed on), launched ones are killed with their whole tree, as strace does. The channel completes
+/// only after that: every tracee detached, or killed and reaped (the cmdlets' Dispose relies on it).
 /// </summary>
 public sealed class SyscallTracer
 {
@@ -65,7 +66,7 @@ public sealed class SyscallTracer
     public static ChannelReader<TraceEvent> Launch(string program, IReadOnlyList<string> arguments, SyscallTraceOptions options,
         ILogger? log = null, CancellationToken cancel = default, string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null)
     {
-        string path = TraceeLauncher.ResolveProgram(program);
+        string path = TraceeLauncher.ResolveProgram(program, options.WorkingDirectory);
         var tracer = new SyscallTracer(options, log, cancel);
         tracer.Start(() => tracer.StartLaunched(path, arguments, stdinPath, stdoutPath, stderrPath), path);
         return tracer._channel.Reader;
@@ -139,7 +140,7 @@ public sealed class SyscallTracer
     {
         _launched = true;
         _seccompWanted = _options.UseSeccomp && !_filter.IsAll && SeccompFilterProgram.CanBuild(_filter);
-        int pid = TraceeLauncher.SpawnStopped(path, arguments, stdin, stdout, stderr);
+        int pid = TraceeLauncher.SpawnStopped(path, arguments, stdin, stdout, stderr, _options.WorkingDirectory);
         _ptraceOptions = PtraceOptions();
         try { PtraceCalls.Seize(pid, _ptraceOptions); }
         catch { LibC.kill(pid, LibC.SIGKILL); LibC.waitpid(pid, out _, LibC.__WALL | LibC.__WNOTHREAD); throw; }

@@ -85,6 +85,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
                 Timeout = Timeout > TimeSpan.Zero ? Timeout : null,
                 StringLimit = StringLimit,
                 DecodeArguments = !Summary,
+                WorkingDirectory = CurrentDirectory,
             };
         }
         catch (ArgumentException ex)
@@ -105,10 +106,10 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         {
             try
             {
-                traces.Add((FilePath, Tracked(SyscallTracer.Launch(FilePath, ArgumentList, _options!, Log, StopToken,
-                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError)))));
+                traces.Add((FilePath, Tracked(SyscallTracer.Launch(ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
+                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError)))));
             }
-            catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
             {
                 ThrowEngineError(ex, FilePath);
             }
@@ -170,5 +171,4 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         return reader;
     }
 
-    private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
 }
