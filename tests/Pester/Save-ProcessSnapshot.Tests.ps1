@@ -2,7 +2,8 @@
 # Save-ProcessSnapshot from a user's chair: live snapshots of a checksumming fixture (which must keep
 # computing correctly), gdb and Read-CoreDump round trips, launch snapshots. Needs root, cc, gdb.
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $ModulePath -Force
     $script:Work = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-pester-snap-$PID"
     New-Item -ItemType Directory -Path $Work -Force | Out-Null
     $fixtures = Join-Path $PSScriptRoot '..' 'Fixtures'
@@ -13,6 +14,7 @@ BeforeAll {
 
     # The fixture runs under sh (so it is not a child of this pwsh, whose runtime waits for its own
     # children) and answers "status" with rounds=N errors=N.
+    # issue 14: start with Start-Process directly once the tracer is out of process
     function Start-Checksum([int] $Threads) {
         $psi = [System.Diagnostics.ProcessStartInfo]::new('/bin/sh')
         foreach ($a in '-c', 'exec 3<&0; "$0" "$@" <&3 3<&- & wait', $Checksum, "$Threads") { $psi.ArgumentList.Add($a) }
@@ -110,7 +112,7 @@ Describe 'Save-ProcessSnapshot' {
 
     It 'reports a zombie as ObjectNotFound and a kernel thread as NotImplemented, writing nothing' {
         # sh forks a child that exits at once, then becomes sleep, which never waits for it.
-        $sh = Start-Process -FilePath /bin/sh -ArgumentList '-c', 'true & exec sleep 30' -PassThru
+        $sh = Start-Shell 'true & exec sleep 30' 
         try {
             $zombie = $null
             for ($i = 0; $i -lt 300 -and -not $zombie; $i++) {
