@@ -70,6 +70,9 @@ Describe 'Save-ProcessSnapshot' {
             }
             $snap.Method | Should -Be $Used
             $dump = $snap | Read-CoreDump
+            $dump.Producer | Should -Be 'PSLinuxTrace'
+            # readelf sees the producer note (owner PSLINUXTRACE; it names type 2 after the CORE note of that number).
+            (& readelf -n $core | Select-String '^\s+PSLINUXTRACE\s+0x[0-9a-f]+\s') | Should -Not -BeNullOrEmpty
             $dump.Pid | Should -Be $f.Id
             $dump.Threads | Should -HaveCount 3
             $dump.ReadPointer($f.Marker) | Should -Be 0x5ca1ab1e0ddba11
@@ -97,6 +100,7 @@ Describe 'Save-ProcessSnapshot' {
             Set-Content -Path $core -Value 'keep me'
             Save-ProcessSnapshot -Id $f.Id -Path $core -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             $err[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+            $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId SnapshotFileExists Save-ProcessSnapshot)
             Get-Content $core | Should -Be 'keep me'
             Save-ProcessSnapshot -Id $f.Id -Path (Join-Path $Work 'whatif.core') -WhatIf
             Join-Path $Work 'whatif.core' | Should -Not -Exist
@@ -107,6 +111,7 @@ Describe 'Save-ProcessSnapshot' {
         $p = Start-Process -FilePath /bin/true -PassThru; $p.WaitForExit()
         Save-ProcessSnapshot -Id $p.Id -Path (Join-Path $Work 'missing.core') -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId ProcessNotFound Save-ProcessSnapshot)
         Join-Path $Work 'missing.core' | Should -Not -Exist
     }
 
@@ -129,7 +134,37 @@ Describe 'Save-ProcessSnapshot' {
 
         Save-ProcessSnapshot -Id 2 -Path (Join-Path $Work 'kthread.core') -ErrorVariable err2 -ErrorAction SilentlyContinue
         $err2[0].CategoryInfo.Category | Should -Be 'NotImplemented'
+        $err2[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId UnsupportedFeature Save-ProcessSnapshot)
         Join-Path $Work 'kthread.core' | Should -Not -Exist
+    }
+
+    It 'says why it may not snapshot pid 1, and writes nothing' {
+        $theirs = [Convert]::ToUInt64((Get-ProcStatusField 1 CapPrm), 16)
+        $ours = [Convert]::ToUInt64((Get-ProcStatusField $PID CapPrm), 16)
+        ($theirs -band -bnot $ours) | Should -Not -Be 0 -Because 'this scenario needs a pid 1 that holds a capability this session lacks'
+        $core = Join-Path $Work 'init.core'
+        Save-ProcessSnapshot -Id 1 -Path $core -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Save-ProcessSnapshot)
+        $err[0].Exception.Message | Should -Match 'CAP_'
+        "$($err[0].Exception.Message) $($err[0].ErrorDetails.RecommendedAction)" | Should -Not -Match 'run as root'
+        $core | Should -Not -Exist
+    }
+
+    It 'writes relative paths where PowerShell is and shows the method in its table' {
+        $f = Start-Checksum 1
+        Push-Location $Work
+        try {
+            $snap = Save-ProcessSnapshot -Id $f.Id -Path ./relative.core
+            $snap.Path | Should -Be (Join-Path $Work 'relative.core')
+            $snap.Path | Should -Exist
+            $text = $snap | Out-String -Width 200
+            $text | Should -Match '(?m)^\s*Pid\s+Threads\s+MemoryMiB\s+PausedMs\s+TotalMs\s+Method\s+Path\s*$'
+            $text | Should -Match "\s$($snap.Method)\s+$([regex]::Escape($snap.Path))"
+            $launched = Save-ProcessSnapshot -FilePath ./launch -Path ./launched.core -RedirectStandardOutput ./launched.out
+            $launched.Path | Should -Be (Join-Path $Work 'launched.core')
+            (Read-CoreDump ./launched.core).Producer | Should -Be 'PSLinuxTrace'
+            ($launched | Out-String -Width 200) | Should -Match '\sLaunchUntilUnreplayable\s'
+        } finally { Pop-Location; Stop-Checksum $f }
     }
 
     It 'snapshots a launched program at its first unreplayable system call' {
