@@ -182,7 +182,7 @@ Describe 'Start-SyscallTrace where the user is' {
         } finally { Pop-Location }
     }
 
-    It 'runs git status in the repository it is called from' {
+    It 'runs git in the repository it is called from' {
         $repo = Join-Path $Work 'repo'
         & git init -q $repo
         Push-Location $repo
