@@ -79,11 +79,13 @@ Describe 'Start-SyscallTrace -FilePath' {
     }
 
     It 'ends the launched program when Select-Object -First 1 stops the pipeline' {
+        $bpf = Get-BpfFdCount
         $start = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 100000000 | Select-Object -First 1
         $start.Kind | Should -Be 'Launch'
         $start.ExecutablePath | Should -Be $Fixture
         # Killed and reaped by the time the pipeline returns: no process, not even a zombie.
         "/proc/$($start.Pid)" | Should -Not -Exist
+        Get-BpfFdCount | Should -Be $bpf
     }
 
     It 'rejects an unknown system call name' {
@@ -108,9 +110,11 @@ Describe 'Start-SyscallTrace -Id' {
     It 'leaves the process running untraced when Select-Object -First 1 stops the pipeline' {
         $f = Start-Waiter
         try {
+            $bpf = Get-BpfFdCount
             $first = Start-SyscallTrace -Id $f.Id | Select-Object -First 1
             $first.EventType | Should -Be 'ProcessStart'
             Assert-Untraced $f.Id
+            Get-BpfFdCount | Should -Be $bpf
             # A second trace is not refused as "already traced by" this pwsh.
             $calls = Start-SyscallTrace -Id $f.Id -Syscall getppid | Select-Object -Skip 1 -First 2
             $calls.Name | Should -Be @('getppid', 'getppid')
