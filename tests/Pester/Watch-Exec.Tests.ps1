@@ -11,9 +11,20 @@ BeforeAll {
     & cc -O0 -g -pthread -o $ExecHelper (Join-Path $FixtureSource 'exec_helper.c')
     if ($LASTEXITCODE -ne 0) { throw 'cc failed for exec_helper' }
 
-    # Runs a shell command in the background after a delay, so that it execs while Watch-Exec runs.
-    function Start-Later([string] $Command, [double] $DelaySeconds = 1.5) {
-        Start-Shell "sleep $DelaySeconds; $Command"
+    # Runs a shell command in the background once the watch is attached, not after a guessed delay
+    # (loading the programs takes longer on a busy machine): the shell waits for its go file, which
+    # Watch-ExecReady creates when Watch-Exec says its programs are attached.
+    function Start-Later([string] $Command) {
+        $go = Join-Path $Work "go-$([guid]::NewGuid().ToString('N'))"
+        Start-Shell "while [ ! -e '$go' ]; do sleep 0.05; done; $Command" | Add-Member -NotePropertyName Go -NotePropertyValue $go -PassThru
+    }
+
+    # Watch-Exec with these parameters; starts the given Start-Later shells once its programs are attached.
+    function Watch-ExecReady([object[]] $Shells, [hashtable] $Parameters) {
+        Watch-Exec @Parameters -Verbose 4>&1 | ForEach-Object {
+            if ($_ -isnot [System.Management.Automation.VerboseRecord]) { return $_ }
+            if ($_.Message -like 'Watching execve/execveat*') { foreach ($sh in $Shells) { New-Item -ItemType File -Path $sh.Go -Force | Out-Null } }
+        }
     }
 }
 
@@ -25,7 +36,7 @@ Describe 'Watch-Exec' {
     It 'writes the exec of a known command with its argv, parent and result' {
         $marker = "pslt-$([guid]::NewGuid().ToString('N'))"
         $sh = Start-Later "/bin/echo $marker 'two words' > /dev/null; exit 0"   # exit 0: echo runs in a forked child of sh
-        $e = Watch-Exec -Name echo -Timeout 20 | Where-Object { $_.Argv -contains $marker } | Select-Object -First 1
+        $e = Watch-ExecReady $sh @{ Name = 'echo'; Timeout = 20 } | Where-Object { $_.Argv -contains $marker } | Select-Object -First 1
         $e | Should -Not -BeNullOrEmpty
         $e.Filename | Should -Be '/bin/echo'
         $e.Argv | Should -Be @('/bin/echo', $marker, 'two words')
@@ -38,7 +49,7 @@ Describe 'Watch-Exec' {
     It 'groups the execs of a script by program (-ParentId filters in the kernel)' {
         # dash forks for every command but a final exec; "exit 0" keeps the last one forked too.
         $sh = Start-Later '/bin/true 1; /bin/echo 2 >/dev/null; /bin/true 3; /bin/echo 4 >/dev/null; /bin/true 5; exit 0'
-        $events = Watch-Exec -ParentId $sh.Id -Name true, echo -Count 5 -Timeout 20   # not the delay's sleep
+        $events = Watch-ExecReady $sh @{ ParentId = $sh.Id; Name = 'true', 'echo'; Count = 5; Timeout = 20 }   # not the waiting sleeps
         $groups = $events | Group-Object Filename
         ($groups | Where-Object Name -eq '/bin/true').Count | Should -Be 3
         ($groups | Where-Object Name -eq '/bin/echo').Count | Should -Be 2
@@ -49,8 +60,8 @@ Describe 'Watch-Exec' {
 
     It 'reports a failing exec with its errno name' {
         $missing = "/nonexistent-$([guid]::NewGuid().ToString('N'))"
-        $null = Start-Later "$missing arg 2>/dev/null"
-        $e = Watch-Exec -Name $missing -Timeout 20 -Count 1
+        $sh = Start-Later "$missing arg 2>/dev/null"
+        $e = Watch-ExecReady $sh @{ Name = $missing; Timeout = 20; Count = 1 }
         $e.Filename | Should -Be $missing
         $e.Result | Should -Be 'ENOENT'
         $e.ErrorCode | Should -Be 2
@@ -58,24 +69,25 @@ Describe 'Watch-Exec' {
 
     It 'filters by pid namespace in the kernel (-ContainerOf)' {
         $marker = "pslt-ns-$([guid]::NewGuid().ToString('N'))"
-        # A shell in a new pid namespace waits, then runs /bin/true with the marker.
-        $outer = Start-Process -FilePath unshare -ArgumentList "-p -f /bin/sh -c `"sleep 2.5; /bin/true $marker`"" -PassThru
+        # A shell in a new pid namespace waits until the exec outside it has run, then runs /bin/true with the marker.
+        $outsideDone = Join-Path $Work "outside-$marker"
+        $outer = Start-Process -FilePath unshare -ArgumentList "-p -f /bin/sh -c `"while [ ! -e '$outsideDone' ]; do sleep 0.05; done; /bin/true $marker`"" -PassThru
         $inner = Wait-Until { Get-ChildId $outer.Id | Select-Object -First 1 } -What 'the shell in the new pid namespace'
         # Read while the namespace's processes live: /proc/$inner is gone once they have exited.
         $ns = [uint32]((Get-Item "/proc/$inner/ns/pid").LinkTarget -replace '\D', '')
         $ns | Should -Not -Be ([uint32]((Get-Item "/proc/$PID/ns/pid").LinkTarget -replace '\D', ''))
-        $null = Start-Later "/bin/true outside-$marker" 0.5
-        # The outside exec (at 0.5 s) comes before the inside one (at 2.5 s): the first of the two
-        # that the watch writes is the inside one only if the kernel filtered the other out.
-        $e = Watch-Exec -ContainerOf $inner -Timeout 10 | Where-Object { $_.Argv -contains $marker -or $_.Argv -contains "outside-$marker" } | Select-Object -First 1
+        $sh = Start-Later "/bin/true outside-$marker; touch '$outsideDone'"
+        # The outside exec comes before the inside one: the first of the two that the watch writes is
+        # the inside one only if the kernel filtered the other out.
+        $e = Watch-ExecReady $sh @{ ContainerOf = $inner; Timeout = 10 } | Where-Object { $_.Argv -contains $marker -or $_.Argv -contains "outside-$marker" } | Select-Object -First 1
         $e.Argv | Should -Contain $marker
         $e.PidNamespace | Should -Be $ns
     }
 
     It 'stops on -Count' {
         $marker = "pslt-count-$([guid]::NewGuid().ToString('N'))"
-        $sh = Start-Later "/bin/true $marker a; /bin/true $marker b; /bin/true $marker c; exit 0" 1
-        $events = Watch-Exec -Name true -ParentId $sh.Id -Count 2 -Timeout 20
+        $sh = Start-Later "/bin/true $marker a; /bin/true $marker b; /bin/true $marker c; exit 0"
+        $events = Watch-ExecReady $sh @{ Name = 'true'; ParentId = $sh.Id; Count = 2; Timeout = 20 }
         $events | Should -HaveCount 2
         @($events | ForEach-Object { $_.Argv[2] }) | Should -Be @('a', 'b')
     }
@@ -83,9 +95,9 @@ Describe 'Watch-Exec' {
     It 'releases every BPF object when Select-Object -First 1 stops it' {
         $marker = "pslt-first-$([guid]::NewGuid().ToString('N'))"
         $before = Get-BpfFdCount
-        $sh = Start-Later "/bin/true $marker; /bin/true $marker; exit 0" 1
+        $sh = Start-Later "/bin/true $marker; /bin/true $marker; exit 0"
         $during = $null
-        $e = Watch-Exec -Name true -ParentId $sh.Id -Timeout 20 | ForEach-Object { $during = Get-BpfFdCount; $_ } | Select-Object -First 1
+        $e = Watch-ExecReady $sh @{ Name = 'true'; ParentId = $sh.Id; Timeout = 20 } | ForEach-Object { $during = Get-BpfFdCount; $_ } | Select-Object -First 1
         $e.Argv | Should -Contain $marker
         $during | Should -BeGreaterThan $before   # the watch held programs, maps and links while it ran
         Get-BpfFdCount | Should -Be $before
@@ -93,8 +105,8 @@ Describe 'Watch-Exec' {
 
     It 'captures the environment with -IncludeEnvironment' {
         $marker = "PSLT_MARK=$([guid]::NewGuid().ToString('N'))"
-        $null = Start-Later "env $marker /bin/true env-test"
-        $e = Watch-Exec -Name true -IncludeEnvironment -Timeout 20 | Where-Object { $_.Argv -contains 'env-test' -and $_.Environment -contains $marker } | Select-Object -First 1
+        $sh = Start-Later "env $marker /bin/true env-test"
+        $e = Watch-ExecReady $sh @{ Name = 'true'; IncludeEnvironment = $true; Timeout = 20 } | Where-Object { $_.Argv -contains 'env-test' -and $_.Environment -contains $marker } | Select-Object -First 1
         $e.Environment | Should -Contain $marker
     }
 
@@ -102,10 +114,10 @@ Describe 'Watch-Exec' {
         # exec_helper blockedexec makes an execve that never returns (an argv string on a page that
         # userfaultfd never fills); the execs before and after it come back at once.
         $marker = "pslt-order-$([guid]::NewGuid().ToString('N'))"
-        $sh = Start-Later "/bin/true $marker 1; $ExecHelper blockedexec /bin/true $marker & sleep 0.3; /bin/true $marker 3; wait" 1
+        $sh = Start-Later "/bin/true $marker 1; $ExecHelper blockedexec /bin/true $marker & sleep 0.3; /bin/true $marker 3; wait"
         try {
             $took = [System.Diagnostics.Stopwatch]::StartNew()
-            $events = @(Watch-Exec -Name true -ParentId $sh.Id -Timeout 60 | Select-Object -First 3)
+            $events = @(Watch-ExecReady $sh @{ Name = 'true'; ParentId = $sh.Id; Timeout = 60 } | Select-Object -First 3)
             $took.Elapsed.TotalSeconds | Should -BeLessThan 30   # the blocked exec left when due, not at the end
             $events | Should -HaveCount 3
             $events[0].Argv[2] | Should -Be '1'

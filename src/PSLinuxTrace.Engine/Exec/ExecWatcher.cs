@@ -104,6 +104,7 @@ public sealed class ExecWatcher : IDisposable
             _ring = new RingBufferReader(_events.Fd, _events.Spec.MaxEntries);
             _kernelObjects.Add(_ring);
 
+            var loaded = new List<(BpfProgram Program, string Tracepoint)>();
             foreach (BpfProgramSpec prog in obj.Programs)
             {
                 byte[] insns = (byte[])prog.Instructions.Clone();
@@ -118,8 +119,15 @@ public sealed class ExecWatcher : IDisposable
                 _kernelObjects.Add(p);
                 _programs.Add(p);
                 string tp = prog.Tracepoint ?? throw new BadInputFormatException($"{ObjectResource}: program {prog.Name} is not in a tracepoint/ section.");
+                loaded.Add((p, tp));
+                _log.LogDebug("Loaded {Program} ({Count} instructions) for {Tracepoint}.", prog.Name, insns.Length / 8, tp);
+            }
+            // Attach only once every program passed the verifier (which can take a while under load), and the
+            // exit programs before the entry ones: every exec whose entry is recorded then has its exit recorded.
+            foreach (var (p, tp) in loaded.OrderBy(l => l.Tracepoint.Contains("/sys_exit_", StringComparison.Ordinal) ? 0 : 1))
+            {
                 _kernelObjects.Add(TracepointAttachment.Attach(p, tp));
-                _log.LogDebug("Loaded {Program} ({Count} instructions) and attached it to {Tracepoint}.", prog.Name, insns.Length / 8, tp);
+                _log.LogDebug("Attached {Program} to {Tracepoint}.", p.Name, tp);
             }
             ProgramIds = _programs.Select(p => p.Id).ToArray();
         }
