@@ -49,7 +49,7 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
     private ProcSymbolQuery? _query;
     private List<int>? _watchIds;
     private bool _watchAll;
-    private bool _warnedUnreadable;
+    private bool _warnedUnreadable, _rescanning;
     private readonly HashSet<(int Pid, string ErrorId)> _reported = new();
 
     protected override void BeginProcessing()
@@ -89,6 +89,7 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
         while (!StopToken.IsCancellationRequested)
         {
             RunScan(ids, seen);
+            _rescanning = true;
             // Forget processes that are gone, so a reused pid is reported again.
             seen.RemoveWhere(k => !ProcFs.Exists(k.Item1));
             DrainLog();
@@ -121,9 +122,11 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
         }
     }
 
-    // An error for a named process: each (process, error id) once per run, so -Watch does not repeat it every interval.
+    // An error for a named process: each (process, error id) once per run, so -Watch does not repeat it
+    // every interval; a named process that exits while watched is not an error.
     private void ReportError(LinuxTraceException ex, int pid)
     {
+        if (_rescanning && ex is ProcessNotFoundException) return;
         if (_reported.Add((pid, ex.ErrorId))) WriteEngineError(ex, pid);
     }
 
