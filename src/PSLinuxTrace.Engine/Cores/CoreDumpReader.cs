@@ -302,8 +302,12 @@ public sealed class CoreDumpReader : IDisposable
         }
     }
 
-    /// <summary>The name of PSLinuxTrace's own note (Save-ProcessSnapshot's restore state).</summary>
+    /// <summary>
+    /// The name of PSLinuxTrace's own notes: type 1 holds a launch snapshot's restore state, type 2
+    /// ("PSLinuxTrace 0.1.0") is on every core Save-ProcessSnapshot writes, so Producer says who wrote it.
+    /// </summary>
     public const string SnapshotNoteName = "PSLINUXTRACE";
+    public const uint RestoreStateNoteType = 1, ProducerNoteType = 2;
 
     private static string StripDeleted(string path) => path.EndsWith(" (deleted)", StringComparison.Ordinal) ? path[..^10] : path;
 

@@ -104,8 +104,10 @@ public sealed class ElfFile : IDisposable
 
     private ElfHeader ReadHeader()
     {
-        if (_data.Length < 16 || !HasElfMagic(_data.Span(0, 4)))
+        if (_data.Length < 4 || !HasElfMagic(_data.Span(0, 4)))
             throw Bad("not an ELF file (no \\x7fELF magic).");
+        // The magic is there but the file ends before the header does: say so, with the numbers.
+        if (_data.Length < Ehdr64Size) throw Bad($"truncated: {_data.Length} bytes, an ELF header needs {Ehdr64Size}.");
         var ident = _data.Span(0, 16);
         switch (ident[4])
         {
@@ -120,7 +122,6 @@ public sealed class ElfFile : IDisposable
             default: throw Bad($"unknown ELF data encoding {ident[5]}.");
         }
         if (ident[6] != 1) throw Bad($"unknown ELF ident version {ident[6]}.");
-        if (_data.Length < Ehdr64Size) throw Bad($"truncated: {_data.Length} bytes is shorter than the 64-byte ELF header.");
 
         var h = _data.Span(0, Ehdr64Size);
         var type = (ElfType)U16(h, 16);

@@ -9,7 +9,7 @@ internal static class RemoteError
 {
     public static ErrorInfo Describe(Exception ex) => ex switch
     {
-        TargetPermissionDeniedException p => Base(p) with { MissingCapability = p.MissingCapability },
+        TargetPermissionDeniedException p => Base(p) with { MissingCapability = p.MissingCapability, RecommendedAction = p.RecommendedAction },
         ProcessNotFoundException n => Base(n) with { ProcessId = n.ProcessId },
         UnsupportedFeatureException u => Base(u) with { Feature = u.Feature, MinimumVersion = u.MinimumVersion, Detail = u.Detail, ByKernel = u.ByKernel },
         TargetBusyException b => Base(b) with { OwnerPid = b.OwnerPid },
@@ -27,7 +27,7 @@ internal static class RemoteError
 
     public static Exception Rebuild(ErrorInfo e) => e.Type switch
     {
-        nameof(TargetPermissionDeniedException) => new TargetPermissionDeniedException(e.Message, e.MissingCapability),
+        nameof(TargetPermissionDeniedException) => new TargetPermissionDeniedException(e.Message, e.MissingCapability, null, e.RecommendedAction, e.Errno),
         nameof(ProcessNotFoundException) => new ProcessNotFoundException(e.ProcessId ?? 0, e.Message),
         nameof(UnsupportedFeatureException) => new UnsupportedFeatureException(e.Feature ?? "", e.MinimumVersion, e.Detail, null, e.ByKernel),
         nameof(BadInputFormatException) => new BadInputFormatException(e.Message),

@@ -25,8 +25,7 @@ internal static class TraceEventCodec
         {
             case SyscallEvent s:
                 w.Byte((byte)Tag.Syscall); Common(ref w, s);
-                w.String(s.Name); w.Long(s.Number); w.Strings(s.Arguments); w.ULongs(s.RawArguments);
-                w.NullableLong(s.ReturnValue); w.String(s.Result); w.String(s.Errno); w.Long(s.Duration.Ticks); w.Bool(s.Unfinished);
+                w.Long(s.Number); w.ULongs(s.RawArguments); w.NullableLong(s.ReturnValue); w.Bool(s.Unfinished);
                 break;
             case SignalEvent g:
                 w.Byte((byte)Tag.Signal); Common(ref w, g);
@@ -46,9 +45,11 @@ internal static class TraceEventCodec
         return w.ToArray();
     }
 
+    /// <summary>The base record's properties; Name, Arguments and Result as the event shows them (set or derived).</summary>
     private static void Common(ref Writer w, TraceEvent e)
     {
         w.Long(e.Timestamp.Ticks); w.Byte((byte)e.Timestamp.Kind); w.Long(e.Pid); w.Long(e.Tid); w.String(e.ProcessName);
+        w.String(e.Name); w.Strings(e.Arguments); w.String(e.Result); w.String(e.Errno); w.Long(e.Duration.Ticks);
     }
 
     public static TraceEvent Decode(ReadOnlySpan<byte> data)
@@ -57,34 +58,38 @@ internal static class TraceEventCodec
         var tag = (Tag)r.Byte();
         var ts = new DateTime(r.Long(), (DateTimeKind)r.Byte());
         int pid = (int)r.Long(), tid = (int)r.Long();
+        string process = r.String() ?? "";
         string name = r.String() ?? "";
+        TraceArguments arguments = r.Strings();
+        string result = r.String() ?? "";
+        string? errno = r.String();
+        var duration = new TimeSpan(r.Long());
         TraceEvent e = tag switch
         {
             Tag.Syscall => new SyscallEvent
             {
-                Timestamp = ts, Pid = pid, Tid = tid, ProcessName = name,
-                Name = r.String() ?? "", Number = (int)r.Long(), Arguments = r.Strings(), RawArguments = r.ULongs(),
-                ReturnValue = r.NullableLong(), Result = r.String() ?? "", Errno = r.String(), Duration = new TimeSpan(r.Long()), Unfinished = r.Bool(),
+                Number = (int)r.Long(), RawArguments = r.ULongs(), ReturnValue = r.NullableLong(), Unfinished = r.Bool(),
             },
             Tag.Signal => new SignalEvent
             {
-                Timestamp = ts, Pid = pid, Tid = tid, ProcessName = name,
                 Signal = r.String() ?? "", SignalNumber = (int)r.Long(), Code = r.String() ?? "", SenderPid = (int)r.Long(), SenderUid = (int)r.Long(), Delivered = r.Bool(),
             },
             Tag.Exit => new ProcessExitEvent
             {
-                Timestamp = ts, Pid = pid, Tid = tid, ProcessName = name,
                 ExitCode = (int?)r.NullableLong(), Signal = r.String(), CoreDumped = r.Bool(), IsThread = r.Bool(),
             },
             Tag.Start => new ProcessStartEvent
             {
-                Timestamp = ts, Pid = pid, Tid = tid, ProcessName = name,
                 Kind = (ProcessStartKind)r.Long(), ParentTid = (int)r.Long(), ExecutablePath = r.String(),
             },
             _ => throw new BadInputFormatException($"The tracer process sent a trace event of unknown kind {(byte)tag}: is it from another build of the module?"),
         };
         if (!r.AtEnd) throw new BadInputFormatException($"A {tag} event from the tracer process has {r.Remaining} bytes too many: is it from another build of the module?");
-        return e;
+        return e with
+        {
+            Timestamp = ts, Pid = pid, Tid = tid, ProcessName = process,
+            Name = name, Arguments = arguments, Result = result, Errno = errno, Duration = duration,
+        };
     }
 
     private struct Writer()
@@ -116,7 +121,7 @@ internal static class TraceEventCodec
             _buffer.Advance(n);
         }
 
-        public readonly void Strings(string[] a) { Long(a.Length); foreach (var s in a) String(s); }
+        public readonly void Strings(IReadOnlyList<string> a) { Long(a.Count); foreach (var s in a) String(s); }
 
         public readonly void ULongs(ulong[] a)
         {

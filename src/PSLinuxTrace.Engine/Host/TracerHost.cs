@@ -21,7 +21,11 @@ public static class TracerHost
     /// The process the user works in: the client of this tracer process, or this process when jobs
     /// run in place. A syscall trace of it would stop the very threads that read its events.
     /// </summary>
-    public static int UserProcessId { get; internal set; } = Environment.ProcessId;
+    public static int UserProcessId
+    {
+        get => Procfs.UserProcess.Id;
+        internal set => Procfs.UserProcess.Id = value;
+    }
 
     /// <summary>
     /// Set to 1, ptrace jobs run in the process that asks for them, as before the tracer process existed:

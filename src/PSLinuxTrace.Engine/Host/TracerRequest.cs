@@ -24,7 +24,7 @@ internal sealed record TracerRequest
     public int Pid { get; init; }
     public string? Program { get; init; }
     public string[] Arguments { get; init; } = [];
-    /// <summary>Where a launched program starts (the user's current location).</summary>
+    /// <summary>Where a launched snapshot's program starts (the user's current location).</summary>
     public string? WorkingDirectory { get; init; }
     public string? StandardInput { get; init; }
     public string? StandardOutput { get; init; }
@@ -46,6 +46,7 @@ internal sealed record TraceOptionsData
     public bool DecodeArguments { get; init; }
     public bool PinToTraceeCpu { get; init; }
     public bool UseSeccomp { get; init; }
+    public string? WorkingDirectory { get; init; }
     public int ChannelCapacity { get; init; }
 
     public static TraceOptionsData From(SyscallTraceOptions o) => new()
@@ -58,6 +59,7 @@ internal sealed record TraceOptionsData
         DecodeArguments = o.DecodeArguments,
         PinToTraceeCpu = o.PinToTraceeCpu,
         UseSeccomp = o.UseSeccomp,
+        WorkingDirectory = o.WorkingDirectory,
         ChannelCapacity = o.ChannelCapacity,
     };
 
@@ -74,6 +76,7 @@ internal sealed record TraceOptionsData
             DecodeArguments = DecodeArguments,
             PinToTraceeCpu = PinToTraceeCpu,
             UseSeccomp = UseSeccomp,
+            WorkingDirectory = WorkingDirectory,
             ChannelCapacity = ChannelCapacity,
             Architecture = arch,
         };
@@ -88,6 +91,7 @@ internal sealed record ErrorInfo
     public int Errno { get; init; }
     public int? ProcessId { get; init; }
     public string? MissingCapability { get; init; }
+    public string? RecommendedAction { get; init; }
     public int? OwnerPid { get; init; }
     public string? Feature { get; init; }
     public string? MinimumVersion { get; init; }

@@ -66,20 +66,19 @@ public static class TracerServer
         switch (r.Operation)
         {
             case TracerOperation.AttachTrace:
-                if (r.Pid == TracerHost.UserProcessId)
-                    throw new ArgumentException($"Process {r.Pid} is the PowerShell session that runs this command: tracing its system calls would stop the threads that read the events. Trace it from another session.");
+                if (r.Pid == TracerHost.UserProcessId) throw Procfs.AccessDiagnosis.Explain(r.Pid, "ptrace(PTRACE_SEIZE)", Interop.Errno.EPERM);
                 Await(SyscallTracer.Attach(r.Pid, Options(r), log, cancel, Sink(writer)));
                 break;
             case TracerOperation.LaunchTrace:
                 Await(SyscallTracer.Launch(r.Program!, r.Arguments, Options(r), log, cancel, r.StandardInput, r.StandardOutput, r.StandardError,
-                    r.WorkingDirectory, Sink(writer)));
+                    Sink(writer)));
                 break;
             case TracerOperation.LiveSnapshot:
                 Result(writer, new LiveSnapshotter(log).Save(r.Pid, r.OutputPath!, r.Include, Progress(writer), cancel, r.Method));
                 break;
             case TracerOperation.LaunchSnapshot:
                 Result(writer, new LaunchSnapshotter(log).Save(r.Program!, r.Arguments, r.OutputPath!, r.Include,
-                    r.StandardInput, r.StandardOutput, r.StandardError, Progress(writer), cancel));
+                    r.StandardInput, r.StandardOutput, r.StandardError, Progress(writer), cancel, r.WorkingDirectory));
                 break;
             default:
                 throw new ArgumentException($"Unknown tracer operation {r.Operation}.");

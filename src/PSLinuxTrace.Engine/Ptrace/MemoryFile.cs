@@ -30,9 +30,7 @@ internal sealed class MemoryFile : IDisposable
         if (fd >= 0) return new MemoryFile(pid, new SafeFileDescriptor(fd));
         int errno = Errno.Last;
         if (errno == Errno.ENOENT || errno == Errno.ESRCH) throw new ProcessNotFoundException(pid);
-        if (errno == Errno.EACCES || errno == Errno.EPERM)
-            throw new TargetPermissionDeniedException($"Permission denied reading the memory of process {pid}.", "CAP_SYS_PTRACE");
-        throw Errno.ToException(errno, "open(/proc/PID/mem)", pid);
+        throw Errno.ToException(errno, $"opening /proc/{pid}/mem", pid);
     }
 
     /// <summary>

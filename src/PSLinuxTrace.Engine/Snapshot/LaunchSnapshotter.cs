@@ -51,18 +51,19 @@ public sealed class LaunchSnapshotter
     private static bool ReadOnly(ulong flags) => (flags & O_ACCMODE) == 0 && (flags & (O_CREAT | O_TRUNC)) == 0;
 
     public ProcessSnapshot Save(string program, IReadOnlyList<string> arguments, string path, SnapshotMemory include,
-        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default)
+        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default,
+        string? workingDirectory = null)
     {
         var total = Stopwatch.StartNew();
-        string exe = TraceeLauncher.ResolveProgram(program);
+        string exe = TraceeLauncher.ResolveProgram(program, workingDirectory);
         if (!TracerHost.RunsInPlace)
             return TracerClient.Run<ProcessSnapshot>(new TracerRequest
             {
                 Operation = TracerOperation.LaunchSnapshot, Program = exe, Arguments = [.. arguments], OutputPath = Path.GetFullPath(path),
-                Include = include, StandardInput = stdin, StandardOutput = stdout, StandardError = stderr,
+                Include = include, StandardInput = stdin, StandardOutput = stdout, StandardError = stderr, WorkingDirectory = workingDirectory,
             }, _log, progress, cancel);
         using var session = new PtraceSession(_log);
-        int pid = session.Launch(exe, arguments, PtraceOptions.SysGood | PtraceOptions.Exec, null, stdin, stdout, stderr);
+        int pid = session.Launch(exe, arguments, PtraceOptions.SysGood | PtraceOptions.Exec, workingDirectory, stdin, stdout, stderr);
         bool complete = false;
         try
         {
@@ -227,7 +228,8 @@ public sealed class LaunchSnapshotter
         image.Gid = status.RealGid;
         image.Threads.Add(CoreImageCollector.ThreadOf(session, pid));
         CoreImageCollector.AddSegments(image, ProcFs.ReadMaps(pid), pid, include);
-        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, RestoreNote(pid, regs, stop.Info, stop.Name, stop.TidAddress, stop.BrkRefused, stop.Replayed)));
+        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, Cores.CoreDumpReader.RestoreStateNoteType,
+            RestoreNote(pid, regs, stop.Info, stop.Name, stop.TidAddress, stop.BrkRefused, stop.Replayed)));
         var sw = Stopwatch.StartNew();
         using var output = CoreWriter.CreateFile(path);
         var (fileSize, unreadable) = CoreWriter.Write(output, image, (a, b) => RemoteMemory.Read(pid, a, b), progress, cancel);

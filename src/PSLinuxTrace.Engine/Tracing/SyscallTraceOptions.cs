@@ -24,6 +24,8 @@ public sealed record SyscallTraceOptions
     /// (seccomp-bpf SECCOMP_RET_TRACE + PTRACE_O_TRACESECCOMP, as strace --seccomp-bpf).
     /// </summary>
     public bool UseSeccomp { get; init; } = true;
+    /// <summary>Where a launched program starts, and what a relative program path is relative to (default: this process's directory).</summary>
+    public string? WorkingDirectory { get; init; }
     /// <summary>Events buffered between the tracer thread and the consumer.</summary>
     public int ChannelCapacity { get; init; } = 4096;
     public ISyscallArchitecture Architecture { get; init; } = SyscallArchitectureX64.Instance;

@@ -15,8 +15,9 @@ namespace PSLinuxTrace.Engine.Tracing;
 /// events to a bounded channel that the consumer drains on its own thread. Cancellation or the timeout
 /// ends the trace: attached processes are detached (each left exactly as it was: running, or stopped if
 /// it was group-stopped, pending signals passed on), launched ones are killed with their whole tree, as
-/// strace does. The channel completes only once that is done. In the user's process the trace runs in
-/// the tracer process (Host/), and this channel is fed from its frames.
+/// strace does. The channel completes only once that is done: every tracee detached, or killed and
+/// reaped (the cmdlets' Dispose relies on it). In the user's process the trace runs in the tracer
+/// process (Host/), and this channel is fed from its frames.
 /// </summary>
 public sealed partial class SyscallTracer
 {
@@ -67,23 +68,22 @@ public sealed partial class SyscallTracer
 
     /// <summary>Launches <paramref name="program"/> traced from before its execve; events until the traced tree has exited.</summary>
     public static ChannelReader<TraceEvent> Launch(string program, IReadOnlyList<string> arguments, SyscallTraceOptions options,
-        ILogger? log = null, CancellationToken cancel = default, string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null,
-        string? workingDirectory = null) =>
-        Launch(program, arguments, options, log, cancel, stdinPath, stdoutPath, stderrPath, workingDirectory, null);
+        ILogger? log = null, CancellationToken cancel = default, string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null) =>
+        Launch(program, arguments, options, log, cancel, stdinPath, stdoutPath, stderrPath, null);
 
     /// <summary>
     /// In the tracer process, <paramref name="sink"/> takes each event on the tracer thread (no hop through the
     /// channel, whose completion then only says the trace is over and how).
     /// </summary>
     internal static ChannelReader<TraceEvent> Launch(string program, IReadOnlyList<string> arguments, SyscallTraceOptions options,
-        ILogger? log, CancellationToken cancel, string? stdinPath, string? stdoutPath, string? stderrPath, string? workingDirectory,
-        Action<TraceEvent>? sink)
+        ILogger? log, CancellationToken cancel, string? stdinPath, string? stdoutPath, string? stderrPath, Action<TraceEvent>? sink)
     {
+        string? workingDirectory = options.WorkingDirectory;
         string path = TraceeLauncher.ResolveProgram(program, workingDirectory);
         if (!TracerHost.RunsInPlace)
             return TracerClient.Trace(new TracerRequest
             {
-                Operation = TracerOperation.LaunchTrace, Program = path, Arguments = [.. arguments], WorkingDirectory = workingDirectory,
+                Operation = TracerOperation.LaunchTrace, Program = path, Arguments = [.. arguments],
                 StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = TraceOptionsData.From(options),
             }, options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };

@@ -85,11 +85,12 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
                 Timeout = Timeout > TimeSpan.Zero ? Timeout : null,
                 StringLimit = StringLimit,
                 DecodeArguments = !Summary,
+                WorkingDirectory = CurrentDirectory,
             };
         }
         catch (ArgumentException ex)
         {
-            ThrowTerminatingError(new ErrorRecord(ex, "InvalidSyscallFilter,PSLinuxTrace.Commands.StartSyscallTraceCommand", ErrorCategory.InvalidArgument, Syscall));
+            ThrowEngineError(ex, Syscall, ErrorMapping.InvalidSyscallFilter, ErrorCategory.InvalidArgument);
         }
     }
 
@@ -105,10 +106,10 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         {
             try
             {
-                traces.Add((FilePath, SyscallTracer.Launch(FilePath, ArgumentList, _options!, Log, StopToken,
-                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError))));
+                traces.Add((FilePath, Tracked(SyscallTracer.Launch(ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
+                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError)))));
             }
-            catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
             {
                 ThrowEngineError(ex, FilePath);
             }
@@ -118,7 +119,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
             // Every target traced at once, each on its own tracer thread.
             foreach (int pid in _ids.Distinct())
             {
-                try { traces.Add((pid, SyscallTracer.Attach(pid, _options!, Log, StopToken))); }
+                try { traces.Add((pid, Tracked(SyscallTracer.Attach(pid, _options!, Log, StopToken)))); }
                 catch (LinuxTraceException ex) { WriteEngineError(ex, pid); }
             }
         }
@@ -163,5 +164,11 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         DrainLog();
     }
 
-    private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
+    // Tracked as soon as it exists, so Dispose waits for its detach even if a later WriteError throws (-ErrorAction Stop).
+    private ChannelReader<TraceEvent> Tracked(ChannelReader<TraceEvent> reader)
+    {
+        TrackEngineWork(reader);
+        return reader;
+    }
+
 }

@@ -24,7 +24,7 @@ public sealed class TracerProcessTests
     {
         Exception[] all =
         [
-            new TargetPermissionDeniedException("no ptrace for you", "CAP_SYS_PTRACE"),
+            new TargetPermissionDeniedException("no ptrace for you", "CAP_SYS_PTRACE", null, "run it elsewhere", 1),
             new ProcessNotFoundException(4242, "Process 4242 exited."),
             new UnsupportedFeatureException("Snapshotting a kernel thread", "6.7", "it has no user memory", byKernel: false),
             new BadInputFormatException("truncated note"),
@@ -50,7 +50,8 @@ public sealed class TracerProcessTests
                 Assert.Equal(l.Errno, r.Errno);
             }
         }
-        Assert.Equal("CAP_SYS_PTRACE", ((TargetPermissionDeniedException)RemoteError.Rebuild(RemoteError.Describe(all[0]))).MissingCapability);
+        var denied = (TargetPermissionDeniedException)RemoteError.Rebuild(RemoteError.Describe(all[0]));
+        Assert.Equal(("CAP_SYS_PTRACE", "run it elsewhere", 1), (denied.MissingCapability, denied.RecommendedAction, denied.Errno));
         Assert.Equal(4242, ((ProcessNotFoundException)RemoteError.Rebuild(RemoteError.Describe(all[1]))).ProcessId);
         var feature = (UnsupportedFeatureException)RemoteError.Rebuild(RemoteError.Describe(all[2]));
         Assert.Equal(("Snapshotting a kernel thread", "6.7", "it has no user memory", false), (feature.Feature, feature.MinimumVersion, feature.Detail, feature.ByKernel));
@@ -119,8 +120,9 @@ public sealed class TracerProcessTests
     [PrivilegedFact("ptrace of a running process")]
     public void TheUsersOwnProcessCanBeSnapshottedButNotSyscallTraced()
     {
-        var ex = Assert.Throws<ArgumentException>(() => SyscallTracer.ReadAll(SyscallTracer.Attach(Environment.ProcessId, new SyscallTraceOptions())).ToList());
-        Assert.Contains("would stop the threads that read the events", ex.Message);
+        var ex = Assert.Throws<TargetPermissionDeniedException>(() => SyscallTracer.ReadAll(SyscallTracer.Attach(Environment.ProcessId, new SyscallTraceOptions())).ToList());
+        Assert.Contains("would stop the very threads that read the events", ex.Message);
+        Assert.Contains("another PowerShell session", ex.RecommendedAction);
 
         string core = Path.Combine(Fixtures.ScratchDirectory, $"self-{Guid.NewGuid():N}.core");
         try

@@ -142,6 +142,7 @@ public sealed class LiveSnapshotTests : IDisposable
         using var reader = new CoreDumpReader(NullLogger.Instance);
         var dump = reader.Read(core);
         Assert.Equal(pid, dump.Pid);
+        Assert.Equal("PSLinuxTrace", dump.Producer);   // the producer note, on live snapshots too
         Assert.Null(dump.Signal);
         Assert.Equal(Exe, dump.Executable);
         Assert.Equal(0x5ca1ab1e0ddba11UL, dump.ReadPointer(p.Address("pslt_marker")));

@@ -391,6 +391,29 @@ public sealed class SyscallTracerTests
     }
 
     [PrivilegedFact(Ptrace)]
+    public void Launch_InAWorkingDirectory_FindsTheProgramThereAndStartsInIt()
+    {
+        string dir = Directory.CreateTempSubdirectory("pslt cwd 'quoted' ").FullName;
+        try
+        {
+            File.Copy(Fixture, Path.Combine(dir, "app"));
+            var reader = SyscallTracer.Launch("./app", ["basic"], new SyscallTraceOptions { WorkingDirectory = dir, Timeout = Generous }, stdoutPath: "/dev/null");
+            var events = SyscallTracer.ReadAll(reader).ToList();
+            Assert.Equal(Path.Combine(dir, "app"), events.OfType<ProcessStartEvent>().First().ExecutablePath);
+            // strace -y, run in the same directory, shows the same AT_FDCWD<dir>.
+            var theirs = Tool.Run("strace", ["-y", "-qq", "-e", "trace=openat", "./app", "basic"], workingDirectory: dir).StdErr;
+            string expected = $"AT_FDCWD<{dir}>";
+            Assert.Contains(expected + ", \"/nonexistent/pslinuxtrace\"", theirs);
+            var miss = Assert.Single(events.OfType<SyscallEvent>(), e => e.Name == "openat" && e.Arguments[1] == "\"/nonexistent/pslinuxtrace\"");
+            Assert.Equal(expected, miss.Arguments[0]);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [PrivilegedFact(Ptrace)]
     public void Summary_CountsLikeStraceC()
     {
         var events = Launch(["basic"], new SyscallTraceOptions { DecodeArguments = false });
