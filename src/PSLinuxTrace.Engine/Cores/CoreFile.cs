@@ -1,5 +1,5 @@
 using PSLinuxTrace.Engine.Elf;
-using PSLinuxTrace.Engine.Unwind;
+using PSLinuxTrace.Engine.Memory;
 
 namespace PSLinuxTrace.Engine.Cores;
 
@@ -8,7 +8,7 @@ namespace PSLinuxTrace.Engine.Cores;
 /// PT_LOAD segments indexed, memory read in place from the memory-mapped core. Only the notes are
 /// read on open, so a multi-GiB core opens at once.
 /// </summary>
-public sealed class CoreFile : IDisposable, IMemoryReader
+public sealed class CoreFile : IDisposable, IAddressSpace
 {
     public sealed class ThreadNotes
     {
@@ -130,17 +130,16 @@ public sealed class CoreFile : IDisposable, IMemoryReader
     /// <summary>Makes file-backed memory that the core left out readable from a local copy of the file.</summary>
     internal void AddFileSource(ulong start, ulong end, ulong fileOffset, ElfFile file) => _fileSources.Add((start, end, fileOffset, file));
 
-    public bool TryRead(ulong address, Span<byte> buffer)
+    public int Read(ulong address, Span<byte> buffer)
     {
         int done = 0;
         while (done < buffer.Length)
         {
-            ulong a = address + (ulong)done;
-            int n = ReadSome(a, buffer[done..]);
-            if (n <= 0) return false;
+            int n = ReadSome(address + (ulong)done, buffer[done..]);
+            if (n <= 0) break;
             done += n;
         }
-        return true;
+        return done;
     }
 
     /// <summary>Reads as many contiguous bytes as one source has at <paramref name="address"/>.</summary>
