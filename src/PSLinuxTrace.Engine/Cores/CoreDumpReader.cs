@@ -169,7 +169,7 @@ public sealed class CoreDumpReader : IDisposable
                     }
                     // Memory the core left out (text segments) comes from the local file, but only from the right one.
                     if (m.Matches)
-                        foreach (var e in entries) core.AddFileSource(e.Start, e.End, e.FileOffset, m.Local);
+                        foreach (var e in entries) core.Memory.AddFile(new CoreAddressSpace.FileRange(e.Start, e.End, e.FileOffset, m.LocalPath!), m.Local);
                 }
                 else if (header is not null && BiasFromMemory(core, header.Start) is { } b)
                 {
@@ -180,10 +180,10 @@ public sealed class CoreDumpReader : IDisposable
 
             // The vDSO is not a file, but the kernel dumps its image: read its CFI and symbols from the core.
             ulong vdsoBase = core.Auxv.FirstOrDefault(a => a.Type == 33).Value;
-            if (vdsoBase != 0 && core.FindSegment(vdsoBase) is { } vseg && vseg.BytesInFile > 0 && vseg.BytesInFile <= 1 << 20)
+            if (vdsoBase != 0 && core.Memory.FindSegment(vdsoBase) is { } vseg && vseg.BytesInFile > 0 && vseg.BytesInFile <= 1 << 20)
             {
                 var image = new byte[vseg.BytesInFile];
-                if (core.TryRead(vseg.Start, image))
+                if (core.Memory.TryRead(vseg.Start, image))
                 {
                     try
                     {
@@ -207,7 +207,7 @@ public sealed class CoreDumpReader : IDisposable
             }
 
             var threads = new List<CoreThread>();
-            var unwinder = new Unwinder(core, pc => ModuleAt(pc) is { BiasKnown: true } m ? new UnwindModule(m.Cfi(this), m.Bias) : null);
+            var unwinder = new Unwinder(core.Memory, pc => ModuleAt(pc) is { BiasKnown: true } m ? new UnwindModule(m.Cfi(this), m.Bias) : null);
             int processSignal = core.Threads[0].Status.CurSig;
             for (int i = 0; i < core.Threads.Count; i++)
             {
@@ -260,17 +260,13 @@ public sealed class CoreDumpReader : IDisposable
                 return new CoreMapping(s.Start, s.End, fileOffset, p.Permissions, file?.Path, s.BytesInFile > 0, s.BytesInFile);
             }).ToArray();
 
-            var memoryMap = new CoreMemoryMap(System.IO.Path.GetFullPath(path),
-                core.Segments.ToArray(),
-                modules.Where(m => m.Matches && m.LocalPath is not null)
-                    .SelectMany(m => core.Files.Where(f => f.Path == m.Path).Select(f => new CoreMemoryMap.FileBacked(f.Start, f.End, f.FileOffset, m.LocalPath!)))
-                    .ToArray());
+            var memoryMap = core.Memory.Detach();
 
             string producer = core.OtherNotes.Any(n => n.Name == SnapshotNoteName) ? "PSLinuxTrace" : core.Elf.Sections.Count > 0 ? "Gdb" : "Kernel";
             var psinfo = core.PsInfo;
             return new CoreDump
             {
-                Memory = memoryMap,
+                Memory = memoryMap.Read,
                 Path = System.IO.Path.GetFullPath(path),
                 Pid = core.Threads[0].Status.Pid is var pid && psinfo is not null ? psinfo.Pid : pid,
                 ParentId = psinfo?.PPid ?? core.Threads[0].Status.PPid,
@@ -363,12 +359,12 @@ public sealed class CoreDumpReader : IDisposable
     private static List<(uint Type, ulong Offset, ulong Vaddr, ulong FileSize)>? PhdrsFromMemory(CoreFile core, ulong start)
     {
         Span<byte> eh = stackalloc byte[64];
-        if (!core.TryRead(start, eh) || !ElfFile.HasElfMagic(eh) || eh[4] != 2) return null;
+        if (!core.Memory.TryRead(start, eh) || !ElfFile.HasElfMagic(eh) || eh[4] != 2) return null;
         ulong phoff = BinaryPrimitives.ReadUInt64LittleEndian(eh[32..]);
         ushort phentsize = BinaryPrimitives.ReadUInt16LittleEndian(eh[54..]), phnum = BinaryPrimitives.ReadUInt16LittleEndian(eh[56..]);
         if (phentsize < 56 || phnum == 0 || phnum > 256 || phoff > 65536) return null;
         var table = new byte[phnum * phentsize];
-        if (!core.TryRead(start + phoff, table)) return null;
+        if (!core.Memory.TryRead(start + phoff, table)) return null;
         var list = new List<(uint, ulong, ulong, ulong)>();
         for (int i = 0; i < phnum; i++)
         {
@@ -395,7 +391,7 @@ public sealed class CoreDumpReader : IDisposable
         {
             if (p.Type != ElfProgramHeader.PT_NOTE || p.FileSize == 0 || p.FileSize > 65536) continue;
             var notes = new byte[p.FileSize];
-            if (!core.TryRead(bias + p.Vaddr, notes)) continue;
+            if (!core.Memory.TryRead(bias + p.Vaddr, notes)) continue;
             int pos = 0;
             while (pos + 12 <= notes.Length)
             {

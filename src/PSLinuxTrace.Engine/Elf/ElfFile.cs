@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Memory;
 
 namespace PSLinuxTrace.Engine.Elf;
 
@@ -12,7 +13,7 @@ namespace PSLinuxTrace.Engine.Elf;
 /// raises <see cref="BadInputFormatException"/>, never an out-of-range read, a huge allocation or
 /// an endless loop.
 /// </summary>
-public sealed class ElfFile : IDisposable
+public sealed class ElfFile : IDisposable, IFileContents
 {
     private const int Ehdr64Size = 64, Phdr64Size = 56, Shdr64Size = 64, Sym64Size = 24;
 
@@ -92,6 +93,15 @@ public sealed class ElfFile : IDisposable
         {
             throw new BadInputFormatException($"{Name}: {ex.Message}");
         }
+    }
+
+    /// <summary>Copies up to <c>buffer.Length</c> file bytes at <paramref name="offset"/>; short at the end of the file.</summary>
+    public int Read(ulong offset, Span<byte> buffer)
+    {
+        if (offset >= (ulong)Length) return 0;
+        ulong n = Math.Min((ulong)buffer.Length, (ulong)Length - offset);
+        GetBytes(offset, n).CopyTo(buffer);
+        return (int)n;
     }
 
     /// <summary>The section's bytes (empty for SHT_NOBITS, e.g. .bss).</summary>
