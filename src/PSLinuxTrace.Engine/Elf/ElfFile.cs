@@ -13,7 +13,7 @@ namespace PSLinuxTrace.Engine.Elf;
 /// raises <see cref="BadInputFormatException"/>, never an out-of-range read, a huge allocation or
 /// an endless loop.
 /// </summary>
-public sealed class ElfFile : IDisposable, IFileContents
+public sealed class ElfFile : IDisposable, IFileContents, IElfBytes
 {
     private const int Ehdr64Size = ElfLayout.Ehdr64Size, Phdr64Size = ElfLayout.Phdr64Size, Shdr64Size = 64, Sym64Size = 24;
 
