@@ -86,7 +86,10 @@ public sealed record CoreThread(
     public override string ToString() => $"Thread {Tid}{(IsCrashingThread ? " (crashed)" : "")}: {(Frames.Length > 0 ? Frames[0].ToString() : $"0x{Registers.Rip:x}")}";
 }
 
-/// <summary>One frame of a backtrace, like a line of gdb's bt.</summary>
+/// <summary>
+/// One frame of a backtrace, like a line of gdb's bt: every stack the module prints (cores, snapshots,
+/// live processes, syscall stacks) is made of these.
+/// </summary>
 public sealed record StackFrame(
     int Index,
     ulong InstructionPointer,
@@ -96,8 +99,18 @@ public sealed record StackFrame(
     string? ModulePath,
     string Method)
 {
+    /// <summary>The source file of the frame's code (from the module's DWARF line table), or null when unknown.</summary>
+    public string? File { get; init; }
+    /// <summary>1-based line in <see cref="File"/>, or null.</summary>
+    public int? Line { get; init; }
+    /// <summary>1-based column, or null when the compiler gave none.</summary>
+    public int? Column { get; init; }
+    /// <summary>True for a frame of inlined code: it shares its pc with the frames after it, down to the real function's.</summary>
+    public bool IsInlined { get; init; }
+
     public override string ToString() =>
-        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(ModulePath is null ? "" : " in " + ModulePath)}";
+        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(IsInlined ? " (inlined)" : "")}" +
+        $"{(File is null ? "" : $" at {File}{(Line is null ? "" : $":{Line}")}")}{(ModulePath is null ? "" : " in " + ModulePath)}";
 }
 
 /// <summary>One memory region of the process (a PT_LOAD segment), with its file when NT_FILE names one.</summary>
