@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Memory;
 
@@ -8,7 +9,8 @@ namespace PSLinuxTrace.Engine.Symbols;
 /// Builds a <see cref="ModuleMap"/>: groups the mappings by file, reads each image's build-id from
 /// the address space, finds the matching file on this machine (SysRoot first, -ExecutablePath for the
 /// executable, " (deleted)" stripped; a file whose build-id differs is refused with a warning) and
-/// its separate debug file, computes the load bias, and opens the vDSO's image from memory.
+/// its separate debug file (by build-id, then .gnu_debuglink), computes the load bias, and opens the
+/// vDSO's image from memory.
 /// </summary>
 internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSpace memory, ModuleSearchOptions search, Action<string> warn)
 {
@@ -80,21 +82,18 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
     }
 
     /// <summary>
-    /// The separate debug file by build-id, DEBUGDIR/.build-id/xx/yyyy.debug under SysRoot, then on this
-    /// machine (gdb's "Separate Debug Files"). The one place to add .gnu_debuglink (Dwarf/DebugFileLocator).
+    /// The separate debug file as gdb finds it (DebugFileLocator): by the build-id the image in memory
+    /// carries (else the local file's), then by the local file's .gnu_debuglink; SysRoot first each time.
     /// </summary>
     private void FindDebugFile(MappedModule module)
     {
-        string? id = module.BuildId ?? module.LocalBuildId;
-        if (id is not { Length: > 2 }) return;
-        foreach (string root in search.SysRoot is null ? new[] { "/" } : new[] { search.SysRoot, "/" })
-        {
-            string debug = Path.Join(root, "usr/lib/debug/.build-id", id[..2], id[2..] + ".debug");
-            if (cache.Open(debug) is not { } file) continue;
-            (module.Debug, module.DebugPath) = (file, debug);
-            log.LogDebug("{Path}: symbols from {Debug}.", module.Path, debug);
-            return;
-        }
+        string? debug = null;
+        if ((module.BuildId ?? module.LocalBuildId) is { } id) debug = DebugFileLocator.FindByBuildId(id, search.SysRoot);
+        if (debug is null && module.Local is not null)
+            debug = DebugFileLocator.FindByDebugLink(module.Local, ModuleLayout.StripDeleted(module.Path), search.SysRoot);
+        if (debug is null || cache.Open(debug) is not { } file) return;
+        (module.Debug, module.DebugPath) = (file, debug);
+        log.LogDebug("{Path}: symbols from {Debug}.", module.Path, debug);
     }
 
     /// <summary>The vDSO is not a file, but its image is in memory (the kernel dumps it, too): symbols and CFI come from there.</summary>

@@ -4,6 +4,7 @@ using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Symbols;
 using PSLinuxTrace.Engine.Tests.Cores;
 using PSLinuxTrace.Engine.Tests.Infrastructure;
+using PSLinuxTrace.Engine.Unwind;
 using Xunit;
 
 namespace PSLinuxTrace.Engine.Tests.Symbols;
@@ -50,6 +51,39 @@ public sealed class SymbolizerTests
         finally
         {
             File.Delete(moved);
+        }
+    }
+
+    [PrivilegedFact("reads another process's memory through /proc/PID/mem")]
+    public void AStrippedProgramIsNamedFromTheDebugFileItsDebugLinkNames()
+    {
+        // The usual split: the debug file beside the program, named by .gnu_debuglink (no /usr/lib/debug copy of this build-id).
+        string dir = Directory.CreateTempSubdirectory("pslt-debuglink-").FullName;
+        string exe = Path.Combine(dir, "stripped"), debug = exe + ".debug";
+        File.Copy(CoreFixtures.Executable, exe);
+        Tool.Check("objcopy", "--only-keep-debug", exe, debug);
+        Tool.Check("strip", "--strip-all", exe);
+        Tool.Check("objcopy", "--add-gnu-debuglink=" + debug, exe);
+        try
+        {
+            using (var stripped = ElfFile.Open(exe))
+            {
+                Assert.Null(stripped.SymbolTable);
+                Assert.Null(stripped.DynamicSymbols!.Lookup("pslt_crash_here"));
+            }
+            using var p = FixtureProcess.Start(exe, "wait", "0");
+            using var memory = MemoryFile.Open(p.Pid);
+            using var symbolizer = new Symbolizer(NullLogger.Instance);
+            var map = symbolizer.MapModules(memory, ModuleLayout.FromProcess(p.Pid));
+            Assert.Equal(debug, map.Executable!.DebugPath);
+            // The fixture printed where pslt_crash_here is; a pc inside it is named from the debug file's .symtab.
+            ulong crashHere = p.Address("pslt_crash_here");
+            var frame = Assert.Single(symbolizer.Symbolize(map, new[] { new UnwoundFrame(crashHere + 4, 0, UnwindMethod.Context, false) }));
+            Assert.Equal(("pslt_crash_here", 4UL, exe), (frame.Symbol, frame.Offset, frame.ModulePath));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
         }
     }
 
