@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Unwind;
 
@@ -16,6 +17,10 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
     private readonly Dictionary<string, (DateTime Stamp, long Length, ElfFile? File)> _files = new(StringComparer.Ordinal);
     private readonly Dictionary<ElfFile, CallFrameInfo?> _cfi = new();
     private readonly List<ElfFile> _retired = new();
+    // Where each module's debug file was found (or not): DebugFileLocator opens every candidate to check
+    // it, so each build-id, and each file's debug link, is looked up once per cache.
+    private readonly Dictionary<(string BuildId, string? SysRoot), string?> _debugById = new();
+    private readonly Dictionary<(ElfFile File, string? SysRoot), string?> _debugByLink = new();
 
     /// <summary>Files parsed so far (a reopened file counts again).</summary>
     public int FilesOpened { get; private set; }
@@ -72,6 +77,22 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
         return _cfi[elf] = cfi;
     }
 
+    /// <summary>DebugFileLocator.FindByBuildId, remembered.</summary>
+    public string? DebugFileByBuildId(string buildId, string? sysRoot)
+    {
+        if (!_debugById.TryGetValue((buildId, sysRoot), out string? path))
+            _debugById[(buildId, sysRoot)] = path = DebugFileLocator.FindByBuildId(buildId, sysRoot);
+        return path;
+    }
+
+    /// <summary>DebugFileLocator.FindByDebugLink for <paramref name="local"/>, mapped as <paramref name="modulePath"/>, remembered.</summary>
+    public string? DebugFileByLink(ElfFile local, string modulePath, string? sysRoot)
+    {
+        if (!_debugByLink.TryGetValue((local, sysRoot), out string? path))
+            _debugByLink[(local, sysRoot)] = path = DebugFileLocator.FindByDebugLink(local, modulePath, sysRoot);
+        return path;
+    }
+
     public void Dispose()
     {
         foreach (var (_, _, file) in _files.Values) file?.Dispose();
@@ -79,5 +100,7 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
         _files.Clear();
         _retired.Clear();
         _cfi.Clear();
+        _debugById.Clear();
+        _debugByLink.Clear();
     }
 }

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Memory;
 
@@ -82,15 +81,15 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
     }
 
     /// <summary>
-    /// The separate debug file as gdb finds it (DebugFileLocator): by the build-id the image in memory
+    /// The separate debug file as gdb finds it (Dwarf/DebugFileLocator, through the cache): by the build-id the image in memory
     /// carries (else the local file's), then by the local file's .gnu_debuglink; SysRoot first each time.
     /// </summary>
     private void FindDebugFile(MappedModule module)
     {
         string? debug = null;
-        if ((module.BuildId ?? module.LocalBuildId) is { } id) debug = DebugFileLocator.FindByBuildId(id, search.SysRoot);
+        if ((module.BuildId ?? module.LocalBuildId) is { } id) debug = cache.DebugFileByBuildId(id, search.SysRoot);
         if (debug is null && module.Local is not null)
-            debug = DebugFileLocator.FindByDebugLink(module.Local, ModuleLayout.StripDeleted(module.Path), search.SysRoot);
+            debug = cache.DebugFileByLink(module.Local, ModuleLayout.StripDeleted(module.Path), search.SysRoot);
         if (debug is null || cache.Open(debug) is not { } file) return;
         (module.Debug, module.DebugPath) = (file, debug);
         log.LogDebug("{Path}: symbols from {Debug}.", module.Path, debug);
