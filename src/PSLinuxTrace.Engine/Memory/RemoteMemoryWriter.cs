@@ -1,4 +1,4 @@
-namespace PSLinuxTrace.Engine.Ptrace;
+namespace PSLinuxTrace.Engine.Memory;
 
 /// <summary>
 /// Writes into a tracee's memory through /proc/PID/mem (the kernel lets its ptracer write there, even to

@@ -1,6 +1,6 @@
 using PSLinuxTrace.Engine.Interop;
 
-namespace PSLinuxTrace.Engine.Ptrace;
+namespace PSLinuxTrace.Engine.Memory;
 
 /// <summary>
 /// Another process's memory, read through /proc/PID/mem, as gdb's gcore reads it. For bulk reads of a
@@ -10,8 +10,9 @@ namespace PSLinuxTrace.Engine.Ptrace;
 /// that shares its memory with a child would stop sharing it: 2 GiB more memory in use, and a copy-on-write
 /// twin would copy every page it is read from (measured here: 0.3 GB/s instead of 5-8 GB/s).
 /// /proc/PID/mem takes page references without pinning, so nothing is unshared. Safe for several threads at once.
+/// The address space of a live process that every reader should use unless it knows pinning is harmless.
 /// </summary>
-internal sealed class MemoryFile : IDisposable
+public sealed class MemoryFile : IAddressSpace, IDisposable
 {
     private readonly SafeFileDescriptor _fd;
 
