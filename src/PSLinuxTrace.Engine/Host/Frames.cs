@@ -27,6 +27,10 @@ internal enum FrameKind : byte
     Error = 14,
     /// <summary>The job is over and everything it held is released (tracees detached, launched programs reaped).</summary>
     Done = 15,
+    /// <summary>One of a job's many output objects (a captured process), encoded as Result is.</summary>
+    Item = 16,
+    /// <summary>A job about many targets failed for one of them and goes on: JSON <see cref="ErrorInfo"/> with its Target.</summary>
+    TargetError = 17,
 }
 
 /// <summary>

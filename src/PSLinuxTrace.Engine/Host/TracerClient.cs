@@ -91,7 +91,8 @@ internal sealed class TracerClient : IDisposable
     /// Reads frames until Done, on the calling thread (so <paramref name="onProgress"/> runs there too);
     /// returns the job's result object, or throws its exception.
     /// </summary>
-    public object? Pump(ILogger log, Action<object>? onObject, Action<long, long>? onProgress, CancellationToken cancel)
+    public object? Pump(ILogger log, Action<object>? onObject, Action<long, long>? onProgress, CancellationToken cancel,
+        Action<int, Exception>? onTargetError = null)
     {
         using var registration = cancel.Register(Cancel);
         object? result = null;
@@ -119,6 +120,13 @@ internal sealed class TracerClient : IDisposable
                     break;
                 case FrameKind.Result:
                     result = TracerJson.DecodeObject(payload);
+                    break;
+                case FrameKind.Item:
+                    onObject?.Invoke(TracerJson.DecodeObject(payload));
+                    break;
+                case FrameKind.TargetError:
+                    var info = TracerJson.DecodeError(payload);
+                    onTargetError?.Invoke(info.Target, RemoteError.Rebuild(info));
                     break;
                 case FrameKind.Error:
                     error = RemoteError.Rebuild(TracerJson.DecodeError(payload));
@@ -189,6 +197,16 @@ internal sealed class TracerClient : IDisposable
         }) { IsBackground = true, Name = "PSLinuxTrace tracer client" };
         thread.Start();
         return channel.Reader;
+    }
+
+    /// <summary>
+    /// A job with many output objects and per-target errors (stack captures), run to its end on the calling
+    /// thread, which gets each object and error as it arrives while the tracer process goes on with the next.
+    /// </summary>
+    public static void RunMany(TracerRequest request, ILogger? log, Action<object> onObject, Action<int, Exception> onTargetError, CancellationToken cancel)
+    {
+        using var client = Start(request);
+        client.Pump(log ?? NullLogger.Instance, onObject, null, cancel, onTargetError);
     }
 
     /// <summary>A job with one result object (a snapshot), run to its end on the calling thread.</summary>

@@ -15,6 +15,7 @@ namespace PSLinuxTrace.Engine.Host;
 [JsonSerializable(typeof(TracerRequest))]
 [JsonSerializable(typeof(ErrorInfo))]
 [JsonSerializable(typeof(ProcessSnapshot))]
+[JsonSerializable(typeof(Stacks.CapturedProcess))]
 internal sealed partial class TracerJsonContext : JsonSerializerContext
 {
 }
@@ -26,6 +27,7 @@ internal static class TracerJson
     private static readonly JsonTypeInfo[] Types =
     [
         TracerJsonContext.Default.ProcessSnapshot,
+        TracerJsonContext.Default.CapturedProcess,
     ];
 
     /// <summary>A tagged output object: one byte of type, then its JSON.</summary>

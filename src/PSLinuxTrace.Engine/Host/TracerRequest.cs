@@ -11,6 +11,7 @@ internal enum TracerOperation
     LaunchTrace,
     LiveSnapshot,
     LaunchSnapshot,
+    CaptureStacks,
 }
 
 /// <summary>One job for the tracer process, as it crosses the pipe (JSON).</summary>
@@ -22,6 +23,8 @@ internal sealed record TracerRequest
     /// <summary>The lowest log level the client shows.</summary>
     public int MinimumLogLevel { get; init; }
     public int Pid { get; init; }
+    /// <summary>For a job about many processes (CaptureStacks).</summary>
+    public int[] Pids { get; init; } = [];
     public string? Program { get; init; }
     public string[] Arguments { get; init; } = [];
     /// <summary>Where a launched snapshot's program starts (the user's current location).</summary>
@@ -86,6 +89,8 @@ internal sealed record TraceOptionsData
 /// <summary>An engine exception, as it crosses the pipe; <see cref="RemoteError"/> rebuilds it.</summary>
 internal sealed record ErrorInfo
 {
+    /// <summary>For a TargetError frame: the process the error is about.</summary>
+    public int Target { get; init; }
     public string Type { get; init; } = "";
     public string Message { get; init; } = "";
     public int Errno { get; init; }

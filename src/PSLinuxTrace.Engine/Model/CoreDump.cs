@@ -83,7 +83,10 @@ public sealed record CoreThread(
     X64Registers Registers,
     StackFrame[] Frames)
 {
-    public override string ToString() => $"Thread {Tid}{(IsCrashingThread ? " (crashed)" : "")}: {(Frames.Length > 0 ? Frames[0].ToString() : $"0x{Registers.Rip:x}")}";
+    /// <summary>The thread's name (its comm: pthread_setname_np's), for live processes; null for cores, which do not record it.</summary>
+    public string? Name { get; init; }
+
+    public override string ToString() => $"Thread {Tid}{(Name is null ? "" : $" ({Name})")}{(IsCrashingThread ? " (crashed)" : "")}: {(Frames.Length > 0 ? Frames[0].ToString() : $"0x{Registers.Rip:x}")}";
 }
 
 /// <summary>

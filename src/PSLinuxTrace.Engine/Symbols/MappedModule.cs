@@ -90,9 +90,16 @@ public sealed class ModuleMap
     public IReadOnlyList<MappedModule> Modules { get; }
     public MappedModule? Executable => Modules.FirstOrDefault(m => m.IsExecutable);
 
-    /// <summary>The module whose range holds <paramref name="address"/> (the first, should ranges overlap), or null.</summary>
+    /// <summary>
+    /// The module one of whose mappings holds <paramref name="address"/>; failing that, the first whose range
+    /// (lowest start to highest end) does. Mappings first: a file mapped in pieces all over the address
+    /// space (the .NET runtime's double-mapped JIT memory, /memfd:doublemapper) spans other modules' ranges.
+    /// </summary>
     public MappedModule? Find(ulong address)
     {
+        foreach (var m in Modules)
+            foreach (var mapping in m.Mappings)
+                if (address >= mapping.Start && address < mapping.End) return m;
         foreach (var m in Modules)
             if (m.Contains(address)) return m;
         return null;

@@ -29,10 +29,14 @@ public sealed record ModuleLayout(IReadOnlyList<ModuleMapping> Mappings, ulong? 
     /// A live process's layout: its file mappings and vDSO from /proc/PID/maps, AT_PHDR from
     /// /proc/PID/auxv. ProcessNotFoundException or TargetPermissionDeniedException as ProcFs raises them.
     /// </summary>
-    public static ModuleLayout FromProcess(int pid)
+    public static ModuleLayout FromProcess(int pid) =>
+        FromMaps(ProcFs.ReadMaps(pid), ProcFs.ReadBytes(pid, "auxv"), ProcFs.ReadComm(pid));
+
+    /// <summary>A live process's layout from what was read of it: its mappings, its auxv and its name.</summary>
+    public static ModuleLayout FromMaps(IEnumerable<MemoryMapping> maps, byte[] auxv, string? programName)
     {
         var mappings = new List<ModuleMapping>();
-        foreach (var m in ProcFs.ReadMaps(pid))
+        foreach (var m in maps)
         {
             if (m.Kind == MappingKind.File && m.Path is not null)
                 mappings.Add(new ModuleMapping(m.Start, m.End, m.Offset, m.IsDeleted ? m.Path + DeletedSuffix : m.Path));
@@ -40,10 +44,9 @@ public sealed record ModuleLayout(IReadOnlyList<ModuleMapping> Mappings, ulong? 
                 mappings.Add(new ModuleMapping(m.Start, m.End, 0, VdsoPath));
         }
         ulong? phdr = null;
-        var auxv = ProcFs.ReadBytes(pid, "auxv");
         for (int i = 0; i + 16 <= auxv.Length; i += 16)
             if (BinaryPrimitives.ReadUInt64LittleEndian(auxv.AsSpan(i)) == AT_PHDR) phdr = BinaryPrimitives.ReadUInt64LittleEndian(auxv.AsSpan(i + 8));
-        return new ModuleLayout(mappings, phdr, ProcFs.ReadComm(pid));
+        return new ModuleLayout(mappings, phdr, programName);
     }
 
     internal const string DeletedSuffix = " (deleted)";

@@ -19,9 +19,12 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
         // GroupBy keeps the order in which each path first appears: the process's own mapping order.
         foreach (var group in layout.Mappings.Where(m => m.Path != ModuleLayout.VdsoPath).GroupBy(m => m.Path))
         {
-            var module = new MappedModule(group.Key, group.ToArray());
-            module.IsExecutable = layout.ExecutableAddress is { } phdr && group.Any(m => phdr >= m.Start && phdr < m.End);
-            modules.Add(module);
+            foreach (var image in Images(group))
+            {
+                var module = new MappedModule(group.Key, image);
+                module.IsExecutable = layout.ExecutableAddress is { } phdr && image.Any(m => phdr >= m.Start && phdr < m.End);
+                modules.Add(module);
+            }
         }
         if (!modules.Any(m => m.IsExecutable) && layout.ProgramName is { Length: > 0 } name
             && modules.FirstOrDefault(m => Path.GetFileName(ModuleLayout.StripDeleted(m.Path)).StartsWith(name, StringComparison.Ordinal)) is { } byName)
@@ -35,6 +38,29 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
         if (layout.Mappings.FirstOrDefault(m => m.Path == ModuleLayout.VdsoPath) is { Path: not null } vdso && Vdso(vdso) is { } v)
             modules.Add(v);
         return new ModuleMap(memory, modules);
+    }
+
+    /// <summary>
+    /// A path's mappings as the images they make, in address order: each loaded image begins with its
+    /// mapping of file offset 0 (the ELF header), so a file mapped twice (loaded in two link-map namespaces,
+    /// or also mmapped whole by the process, as a symbolizer in it does) is two modules, each with its own
+    /// load bias, not one whose bias comes from whichever mapping is lowest.
+    /// </summary>
+    private static List<ModuleMapping[]> Images(IEnumerable<ModuleMapping> mappings)
+    {
+        var images = new List<ModuleMapping[]>();
+        var current = new List<ModuleMapping>();
+        foreach (var m in mappings.OrderBy(m => m.Start))
+        {
+            if (m.FileOffset == 0 && current.Count > 0)
+            {
+                images.Add([.. current]);
+                current.Clear();
+            }
+            current.Add(m);
+        }
+        if (current.Count > 0) images.Add([.. current]);
+        return images;
     }
 
     private void Resolve(MappedModule module)
