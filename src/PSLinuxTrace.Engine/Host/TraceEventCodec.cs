@@ -25,7 +25,7 @@ internal static class TraceEventCodec
         {
             case SyscallEvent s:
                 w.Byte((byte)Tag.Syscall); Common(ref w, s);
-                w.Long(s.Number); w.ULongs(s.RawArguments); w.NullableLong(s.ReturnValue); w.Bool(s.Unfinished);
+                w.Long(s.Number); w.ULongs(s.RawArguments); w.NullableLong(s.ReturnValue); w.Bool(s.Unfinished); WriteStack(ref w, s.StackTrace);
                 break;
             case SignalEvent g:
                 w.Byte((byte)Tag.Signal); Common(ref w, g);
@@ -43,6 +43,32 @@ internal static class TraceEventCodec
                 throw new InvalidOperationException($"{e.GetType().Name} has no binary form: add it to TraceEventCodec.");
         }
         return w.ToArray();
+    }
+
+    private static void WriteStack(ref Writer w, StackFrame[]? frames)
+    {
+        w.Long(frames?.Length ?? -1);
+        foreach (var f in frames ?? [])
+        {
+            w.Long(f.Index); w.Long((long)f.InstructionPointer); w.Long((long)f.StackPointer); w.String(f.Symbol); w.Long((long)f.Offset);
+            w.String(f.ModulePath); w.String(f.Method); w.String(f.File); w.NullableLong(f.Line); w.NullableLong(f.Column); w.Bool(f.IsInlined);
+        }
+    }
+
+    private static StackFrame[]? ReadStack(ref Reader r)
+    {
+        long n = r.Long();
+        if (n == -1) return null;
+        if (n < 0 || n > r.Remaining) throw new BadInputFormatException("A trace event from the tracer process has a malformed stack.");
+        var frames = new StackFrame[n];
+        for (int i = 0; i < frames.Length; i++)
+        {
+            frames[i] = new StackFrame((int)r.Long(), (ulong)r.Long(), (ulong)r.Long(), r.String(), (ulong)r.Long(), r.String(), r.String() ?? "")
+            {
+                File = r.String(), Line = (int?)r.NullableLong(), Column = (int?)r.NullableLong(), IsInlined = r.Bool(),
+            };
+        }
+        return frames;
     }
 
     /// <summary>The base record's properties; Name, Arguments and Result as the event shows them (set or derived).</summary>
@@ -68,7 +94,7 @@ internal static class TraceEventCodec
         {
             Tag.Syscall => new SyscallEvent
             {
-                Number = (int)r.Long(), RawArguments = r.ULongs(), ReturnValue = r.NullableLong(), Unfinished = r.Bool(),
+                Number = (int)r.Long(), RawArguments = r.ULongs(), ReturnValue = r.NullableLong(), Unfinished = r.Bool(), StackTrace = ReadStack(ref r),
             },
             Tag.Signal => new SignalEvent
             {

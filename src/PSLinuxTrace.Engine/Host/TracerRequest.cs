@@ -50,6 +50,7 @@ internal sealed record TraceOptionsData
     public bool PinToTraceeCpu { get; init; }
     public bool UseSeccomp { get; init; }
     public string? WorkingDirectory { get; init; }
+    public int StackFrames { get; init; }
     public int ChannelCapacity { get; init; }
 
     public static TraceOptionsData From(SyscallTraceOptions o) => new()
@@ -63,6 +64,7 @@ internal sealed record TraceOptionsData
         PinToTraceeCpu = o.PinToTraceeCpu,
         UseSeccomp = o.UseSeccomp,
         WorkingDirectory = o.WorkingDirectory,
+        StackFrames = o.StackFrames,
         ChannelCapacity = o.ChannelCapacity,
     };
 
@@ -80,6 +82,7 @@ internal sealed record TraceOptionsData
             PinToTraceeCpu = PinToTraceeCpu,
             UseSeccomp = UseSeccomp,
             WorkingDirectory = WorkingDirectory,
+            StackFrames = StackFrames,
             ChannelCapacity = ChannelCapacity,
             Architecture = arch,
         };

@@ -31,6 +31,7 @@ public sealed partial class SyscallTracer
     private readonly Dictionary<int, Tracee> _tracees = new();
     private readonly Dictionary<int, string> _comms = new();
     private PtraceSession _session = null!;
+    private SyscallStacks? _stacks;
     private CpuPin? _pin;
     /// <summary>In the tracer process: where events go straight from the tracer thread (the channel then only completes).</summary>
     private Action<TraceEvent>? _sink;
@@ -51,6 +52,7 @@ public sealed partial class SyscallTracer
         public long StartTicks;
         public DateTime StartTime;
         public bool GroupStopped;
+        public StackFrame[]? Stack;
     }
 
     private SyscallTracer(SyscallTraceOptions options, ILogger? log, CancellationToken cancel)
@@ -129,6 +131,7 @@ public sealed partial class SyscallTracer
         Exception? failure = null;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(_consumerGone);
         _session = new PtraceSession(_log);
+        if (_options.StackFrames > 0) _stacks = new SyscallStacks(_log, _options.StackFrames);
         try
         {
             _session.WakeOn(_stop.Token);
@@ -146,6 +149,7 @@ public sealed partial class SyscallTracer
             try { Finish(); }
             catch (Exception ex) { failure ??= ex; }
             _pin?.Dispose();
+            _stacks?.Dispose();
             _session.Dispose();
             _stop.Dispose();
             _channel.Writer.TryComplete(failure);

@@ -26,7 +26,7 @@ public sealed class TraceEventCodecTests
         foreach (var p in settable)
         {
             object? a = p.GetValue(original), b = p.GetValue(copy);
-            if (a is System.Collections.IEnumerable x && b is System.Collections.IEnumerable y && a is not string) Assert.Equal(x.Cast<object>(), y.Cast<object>());
+            if (a is System.Collections.IEnumerable x && b is System.Collections.IEnumerable y && a is not string) Assert.Equal(x.Cast<object>(), y.Cast<object>()); // records compare by value
             else Assert.Equal(a, b);
         }
     }
@@ -65,6 +65,12 @@ public sealed class TraceEventCodecTests
         if (u == typeof(TimeSpan)) return TimeSpan.FromTicks(123456789 + seed);
         if (u == typeof(string[])) return new[] { $"a{seed}", "", "c" };
         if (u == typeof(TraceArguments)) return new TraceArguments([$"a{seed}", "", "c"]);
+        if (u == typeof(StackFrame[]))
+            return new[]
+            {
+                new StackFrame(0, 0x7f00_0000_1234, 0x7ffd_0000_0010, "getpid", 7, "/usr/lib/libc.so.6", "Context") { File = "getpid.c", Line = 29, Column = 3, IsInlined = true },
+                new StackFrame(1, ulong.MaxValue, 0, null, 0, null, "FramePointer"),
+            };
         if (u == typeof(ulong[])) return new ulong[] { 1, ulong.MaxValue, (ulong)seed };
         if (u.IsEnum) return Enum.GetValues(u).GetValue(Enum.GetValues(u).Length - 1);
         throw new InvalidOperationException($"No sample for {t}: teach this test (and TraceEventCodec) the new property type.");
