@@ -24,6 +24,7 @@ internal sealed class TracerClient : IDisposable
     private readonly Stream _fromTracer;
     private readonly StringBuilder _stderr = new();
     private int _cancelled;
+    private bool _done;
 
     private TracerClient(Process process)
     {
@@ -132,7 +133,7 @@ internal sealed class TracerClient : IDisposable
                     error = RemoteError.Rebuild(TracerJson.DecodeError(payload));
                     break;
                 case FrameKind.Done:
-                    done = true;
+                    done = _done = true;
                     break;
             }
         }
@@ -155,11 +156,26 @@ internal sealed class TracerClient : IDisposable
         lock (_stderr) return _stderr.Length == 0 ? "" : " It wrote: " + _stderr.ToString().Trim();
     }
 
+    /// <summary>
+    /// Ends the job: cancels it if it is not done and, when the caller stopped reading before Done (an
+    /// exception out of a callback: Select-Object -First), reads and drops what the tracer still writes,
+    /// so that it is never blocked on a full pipe while it releases its tracees; kills it only if it does
+    /// not exit within <see cref="ExitWait"/>.
+    /// </summary>
     public void Dispose()
     {
         Cancel();
         try
         {
+            if (!_done)
+            {
+                var drain = Task.Run(() =>
+                {
+                    try { while (Frames.TryRead(_fromTracer, out var kind, out _) && kind != FrameKind.Done) { } }
+                    catch (Exception ex) when (ex is IOException or ObjectDisposedException or BadInputFormatException) { }
+                });
+                drain.Wait(ExitWait);
+            }
             if (!_process.WaitForExit(ExitWait)) _process.Kill();
         }
         catch (InvalidOperationException) { }
