@@ -1,5 +1,6 @@
 using System.Text;
 using System.Threading.Channels;
+using PSLinuxTrace.Engine.Wire;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Snapshot;

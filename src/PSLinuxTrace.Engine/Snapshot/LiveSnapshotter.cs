@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;

@@ -1,4 +1,5 @@
 using PSLinuxTrace.Engine.Memory;
+using PSLinuxTrace.Engine.Wire;
 
 namespace PSLinuxTrace.Engine.Stacks;
 

@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Ptrace;
@@ -86,7 +86,7 @@ public sealed partial class SyscallTracer
             return TracerClient.Trace(new TracerRequest
             {
                 Operation = TracerOperation.LaunchTrace, Program = path, Arguments = [.. arguments],
-                StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = TraceOptionsData.From(options),
+                StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = options.ToWire(),
             }, options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };
         tracer.Start(() => tracer.StartLaunched(path, arguments, workingDirectory, stdinPath, stdoutPath, stderrPath), path);
@@ -105,7 +105,7 @@ public sealed partial class SyscallTracer
         // which would read as a permission problem.
         if (status.State == 'Z') throw new ProcessNotFoundException(pid, $"Process {pid} has exited (it is a zombie waiting for its parent); there is nothing to trace.");
         if (!TracerHost.RunsInPlace)
-            return TracerClient.Trace(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = pid, Trace = TraceOptionsData.From(options) },
+            return TracerClient.Trace(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = pid, Trace = options.ToWire() },
                 options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };
         tracer.Start(() => tracer.StartAttached(status.Tgid > 0 ? status.Tgid : pid), $"pid {pid}");

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PSLinuxTrace.Engine.Model;
 
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
 /// The user's side of one job in the tracer process: starts <see cref="TracerHost.ExecutablePath"/>,

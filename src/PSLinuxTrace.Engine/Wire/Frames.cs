@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>What a frame between the user's process and the tracer process carries.</summary>
 internal enum FrameKind : byte

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Snapshot;
@@ -7,7 +7,7 @@ using PSLinuxTrace.Engine.Tests.Infrastructure;
 using PSLinuxTrace.Engine.Tracing;
 using Xunit;
 
-namespace PSLinuxTrace.Engine.Tests.Host;
+namespace PSLinuxTrace.Engine.Tests.Wire;
 
 /// <summary>
 /// The tracer process as the user's side sees it: its errors arrive as the same exceptions, its death

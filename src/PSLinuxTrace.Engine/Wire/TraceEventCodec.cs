@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.Text;
 using PSLinuxTrace.Engine.Model;
 
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
 /// Syscall-trace events in a compact binary form for the pipe from the tracer process: a trace makes

@@ -1,4 +1,4 @@
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
 /// Engine exceptions across the pipe: the tracer process describes one (<see cref="Describe"/>), the

@@ -1,8 +1,6 @@
 using PSLinuxTrace.Engine.Model;
-using PSLinuxTrace.Engine.Syscalls;
-using PSLinuxTrace.Engine.Tracing;
 
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>The jobs the tracer process runs.</summary>
 internal enum TracerOperation
@@ -38,7 +36,7 @@ internal sealed record TracerRequest
     public SnapshotMethod Method { get; init; }
 }
 
-/// <summary><see cref="SyscallTraceOptions"/> without its objects: the filter as the selected numbers.</summary>
+/// <summary>A syscall trace's options without their objects (the filter as the selected numbers); Tracing/ converts them.</summary>
 internal sealed record TraceOptionsData
 {
     public int[]? Syscalls { get; init; }
@@ -52,41 +50,6 @@ internal sealed record TraceOptionsData
     public string? WorkingDirectory { get; init; }
     public int StackFrames { get; init; }
     public int ChannelCapacity { get; init; }
-
-    public static TraceOptionsData From(SyscallTraceOptions o) => new()
-    {
-        Syscalls = o.Filter is { IsAll: false } f ? f.Numbers.ToArray() : null,
-        FollowForks = o.FollowForks,
-        FailedOnly = o.FailedOnly,
-        Timeout = o.Timeout,
-        StringLimit = o.StringLimit,
-        DecodeArguments = o.DecodeArguments,
-        PinToTraceeCpu = o.PinToTraceeCpu,
-        UseSeccomp = o.UseSeccomp,
-        WorkingDirectory = o.WorkingDirectory,
-        StackFrames = o.StackFrames,
-        ChannelCapacity = o.ChannelCapacity,
-    };
-
-    public SyscallTraceOptions ToOptions()
-    {
-        var arch = SyscallArchitectureX64.Instance;
-        return new SyscallTraceOptions
-        {
-            Filter = Syscalls is null ? null : SyscallFilter.FromNumbers(arch, Syscalls),
-            FollowForks = FollowForks,
-            FailedOnly = FailedOnly,
-            Timeout = Timeout,
-            StringLimit = StringLimit,
-            DecodeArguments = DecodeArguments,
-            PinToTraceeCpu = PinToTraceeCpu,
-            UseSeccomp = UseSeccomp,
-            WorkingDirectory = WorkingDirectory,
-            StackFrames = StackFrames,
-            ChannelCapacity = ChannelCapacity,
-            Architecture = arch,
-        };
-    }
 }
 
 /// <summary>An engine exception, as it crosses the pipe; <see cref="RemoteError"/> rebuilds it.</summary>

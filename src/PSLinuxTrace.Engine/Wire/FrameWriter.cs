@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using PSLinuxTrace.Engine.Model;
 
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
 /// Writes frames to the client from any thread, in batches. A writer only queues (a trace event is

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using PSLinuxTrace.Engine.Model;
 
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
 /// The JSON of every object that crosses the pipe, generated at compile time (the tracer process is
@@ -15,7 +15,7 @@ namespace PSLinuxTrace.Engine.Host;
 [JsonSerializable(typeof(TracerRequest))]
 [JsonSerializable(typeof(ErrorInfo))]
 [JsonSerializable(typeof(ProcessSnapshot))]
-[JsonSerializable(typeof(Stacks.CapturedProcess))]
+[JsonSerializable(typeof(CapturedProcess))]
 internal sealed partial class TracerJsonContext : JsonSerializerContext
 {
 }

@@ -1,4 +1,4 @@
-namespace PSLinuxTrace.Engine.Host;
+namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
 /// Where ptrace work runs. In the user's process (pwsh, a test host) every job that uses ptrace is

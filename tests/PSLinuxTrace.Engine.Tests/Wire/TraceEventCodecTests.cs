@@ -1,9 +1,9 @@
 using System.Reflection;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Model;
 using Xunit;
 
-namespace PSLinuxTrace.Engine.Tests.Host;
+namespace PSLinuxTrace.Engine.Tests.Wire;
 
 /// <summary>
 /// The binary form of trace events loses nothing: every settable property of every event type, set to a
