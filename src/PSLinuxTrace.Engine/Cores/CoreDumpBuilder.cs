@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using PSLinuxTrace.Engine.Unwind;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Symbols;
@@ -55,7 +56,7 @@ internal static class CoreDumpBuilder
     /// <summary>A thread's registers: NT_PRSTATUS, plus the FP/SSE state (NT_FPREGSET) and the YMM upper halves (NT_X86_XSTATE) when present.</summary>
     public static X64Registers Registers(CoreFile.ThreadNotes t)
     {
-        var r = X64Registers.FromUserRegs(t.Status.Registers);
+        var r = t.Status.Registers.ToModel();
         if (t.FpRegs is not { Length: >= CoreNotes.FpRegsSize } fp) return r;
         var xmm = new string[16];
         for (int i = 0; i < 16; i++) xmm[i] = Hex128(fp.AsSpan(160 + i * 16, 16));

@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Model;
 using System.Text;
 
 namespace PSLinuxTrace.Engine.Elf;

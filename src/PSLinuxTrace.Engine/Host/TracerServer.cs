@@ -67,7 +67,7 @@ public static class TracerServer
         switch (r.Operation)
         {
             case TracerOperation.AttachTrace:
-                if (r.Pid == TracerHost.UserProcessId) throw Procfs.AccessDiagnosis.Explain(r.Pid, "ptrace(PTRACE_SEIZE)", Interop.Errno.EPERM);
+                if (r.Pid == TracerHost.UserProcessId) throw Access.AccessDiagnosis.Explain(r.Pid, "ptrace(PTRACE_SEIZE)", Interop.Errno.EPERM);
                 Await(SyscallTracer.Attach(r.Pid, Options(r), log, cancel, Sink(writer)));
                 break;
             case TracerOperation.LaunchTrace:

@@ -17,7 +17,7 @@ public static class RemoteMemoryWriter
         catch (DirectoryNotFoundException) { throw new ProcessNotFoundException(pid); }
         catch (UnauthorizedAccessException)
         {
-            throw Procfs.AccessDiagnosis.Explain(pid, $"writing /proc/{pid}/mem", Interop.Errno.EACCES);
+            throw Access.AccessDiagnosis.Explain(pid, $"writing /proc/{pid}/mem", Interop.Errno.EACCES);
         }
         catch (IOException ex)
         {

@@ -174,18 +174,4 @@ public sealed record X64Registers
     public string[]? Xmm { get; init; }
     /// <summary>ymm0-ymm15 upper halves from NT_X86_XSTATE, as 32 hex digits each, or null.</summary>
     public string[]? YmmHigh { get; init; }
-
-    public static X64Registers FromUserRegs(Interop.UserRegsX64 r) => new()
-    {
-        Rip = r.rip, Rsp = r.rsp, Rbp = r.rbp, Rax = r.rax, Rbx = r.rbx, Rcx = r.rcx, Rdx = r.rdx, Rsi = r.rsi, Rdi = r.rdi,
-        R8 = r.r8, R9 = r.r9, R10 = r.r10, R11 = r.r11, R12 = r.r12, R13 = r.r13, R14 = r.r14, R15 = r.r15, OrigRax = r.orig_rax,
-        Eflags = r.eflags, Cs = r.cs, Ss = r.ss, Ds = r.ds, Es = r.es, Fs = r.fs, Gs = r.gs, FsBase = r.fs_base, GsBase = r.gs_base,
-    };
-
-    public Interop.UserRegsX64 ToUserRegs() => new()
-    {
-        rip = Rip, rsp = Rsp, rbp = Rbp, rax = Rax, rbx = Rbx, rcx = Rcx, rdx = Rdx, rsi = Rsi, rdi = Rdi,
-        r8 = R8, r9 = R9, r10 = R10, r11 = R11, r12 = R12, r13 = R13, r14 = R14, r15 = R15, orig_rax = OrigRax,
-        eflags = Eflags, cs = Cs, ss = Ss, ds = Ds, es = Es, fs = Fs, gs = Gs, fs_base = FsBase, gs_base = GsBase,
-    };
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Unwind;
 using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;

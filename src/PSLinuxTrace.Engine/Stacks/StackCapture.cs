@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Unwind;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Memory;
@@ -45,7 +46,7 @@ public static class StackCapture
                 {
                     var regs = session.GetRegisters(tid);
                     var (start, bytes) = CopyStack(memory, regs.rsp, ref before, pid);
-                    threads.Add(new CapturedThread { Tid = tid, Registers = X64Registers.FromUserRegs(regs), StackStart = start, Stack = bytes });
+                    threads.Add(new CapturedThread { Tid = tid, Registers = regs.ToModel(), StackStart = start, Stack = bytes });
                 }
             }
             finally

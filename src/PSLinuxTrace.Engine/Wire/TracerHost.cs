@@ -23,8 +23,8 @@ public static class TracerHost
     /// </summary>
     public static int UserProcessId
     {
-        get => Procfs.UserProcess.Id;
-        internal set => Procfs.UserProcess.Id = value;
+        get => Access.UserProcess.Id;
+        internal set => Access.UserProcess.Id = value;
     }
 
     /// <summary>

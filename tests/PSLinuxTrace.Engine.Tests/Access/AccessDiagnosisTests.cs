@@ -1,10 +1,11 @@
+using PSLinuxTrace.Engine.Access;
 using System.Globalization;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Tests.Infrastructure;
 using Xunit;
 
-namespace PSLinuxTrace.Engine.Tests.Procfs;
+namespace PSLinuxTrace.Engine.Tests.Access;
 
 /// <summary>AccessDiagnosis against the refusals this machine really makes (pid 1 holds a capability we lack).</summary>
 public sealed class AccessDiagnosisTests

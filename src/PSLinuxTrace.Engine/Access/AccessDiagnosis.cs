@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace PSLinuxTrace.Engine.Procfs;
+namespace PSLinuxTrace.Engine.Access;
 
 /// <summary>
 /// Why the kernel refused us access to a process (EPERM/EACCES from ptrace, a /proc/PID file,
@@ -8,7 +8,7 @@ namespace PSLinuxTrace.Engine.Procfs;
 /// against what /proc shows: kernel/ptrace.c __ptrace_may_access (same thread group, uids), then security/commoncap.c cap_ptrace_access_check (user namespace, capabilities) and
 /// security/yama (kernel.yama.ptrace_scope, attach requests only). The first check that fails is
 /// the reason; every cmdlet and engine part reports permission problems about a pid through here.
-/// It only reads world-readable files (never through <see cref="ProcFs"/>, whose errors end here).
+/// It only reads world-readable files (never through Procfs/ProcFs, whose errors end here: this folder depends on nothing of the engine but its exceptions, so that the one errno check in Interop can use it).
 /// </summary>
 public static class AccessDiagnosis
 {

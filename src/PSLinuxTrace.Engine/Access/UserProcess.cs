@@ -1,4 +1,4 @@
-namespace PSLinuxTrace.Engine.Procfs;
+namespace PSLinuxTrace.Engine.Access;
 
 /// <summary>
 /// The process the user works in (their pwsh). Ptrace jobs run in a tracer process of their own, which
