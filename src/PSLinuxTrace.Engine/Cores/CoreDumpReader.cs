@@ -13,6 +13,8 @@ public sealed record CoreDumpOptions
     public string? SysRoot { get; init; }
     public bool Backtraces { get; init; } = true;
     public int MaxFrames { get; init; } = 256;
+    /// <summary>Called while a compressed core is decompressed: compressed bytes read so far, and the file's size.</summary>
+    public Action<long, long>? DecompressionProgress { get; init; }
 }
 
 /// <summary>
@@ -44,7 +46,7 @@ public sealed class CoreDumpReader : IDisposable
 
     public CoreDump Read(string path, CoreDumpOptions? options = null, CancellationToken cancel = default)
     {
-        using var core = CoreFile.Open(path);
+        using var core = CoreFile.Open(path, _log, cancel, options?.DecompressionProgress);
         return Read(core, path, options, cancel);
     }
 

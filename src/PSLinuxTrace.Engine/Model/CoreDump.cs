@@ -39,7 +39,12 @@ public sealed class CoreDump
     public bool IsTruncated { get; init; }
     /// <summary>Who wrote the core, when known: Kernel, Gdb (gcore) or PSLinuxTrace (Save-ProcessSnapshot).</summary>
     public string? Producer { get; init; }
+    /// <summary>The size of the file at <see cref="Path"/>, compressed or not.</summary>
     public long FileSize { get; init; }
+    /// <summary>The size of the ELF core itself: <see cref="FileSize"/>, or what a compressed file decompresses to.</summary>
+    public long CoreSize { get; init; }
+    /// <summary>How the file is compressed ("zstd", "lz4", "xz", as systemd-coredump writes them), or null for a plain ELF core.</summary>
+    public string? Compression { get; init; }
     public required string[] Warnings { get; init; }
 
     public CoreThread? CrashingThread => Threads.FirstOrDefault(t => t.IsCrashingThread);
