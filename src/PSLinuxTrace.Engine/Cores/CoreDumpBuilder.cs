@@ -8,7 +8,7 @@ namespace PSLinuxTrace.Engine.Cores;
 /// <summary>The <see cref="CoreDump"/> output object of a read core: process and signal, mappings, auxv, build-ids, registers.</summary>
 internal static class CoreDumpBuilder
 {
-    public static CoreDump Build(CoreFile core, string path, ModuleMap map, CoreThread[] threads, string[] warnings)
+    public static CoreDump Build(CoreFile core, string path, ModuleMap map, CoreThread[] threads, string? signature, string[] warnings)
     {
         var si = core.Threads[0].SigInfo;
         int signo = SignalNumber(core);
@@ -43,6 +43,8 @@ internal static class CoreDumpBuilder
             FileSize = core.FileSize,
             CoreSize = core.Elf.Length,
             Compression = core.Compression == CoreCompression.None ? null : CoreDecompressor.Name(core.Compression),
+            Signature = signature,
+            SignatureHash = CrashSignature.Hash(signature),
             Warnings = warnings,
         };
     }

@@ -69,7 +69,17 @@ public sealed class CoreDumpReader : IDisposable
         var map = _symbolizer.MapModules(core.Memory, CoreModules.Layout(core), search, Warn, cancel);
         CoreModules.SpliceLocalFiles(core, map);
         var threads = ReadThreads(core, map, options, cancel);
-        return CoreDumpBuilder.Build(core, path, map, threads, warnings.ToArray());
+        string? signature = CrashSignature.Build(CoreDumpBuilder.SignalName(core), CrashingFrames(core, map, threads), map);
+        return CoreDumpBuilder.Build(core, path, map, threads, signature, warnings.ToArray());
+    }
+
+    /// <summary>The crashing thread's frames for its signature: those already unwound, or (with -NoBacktrace) the top ones unwound now.</summary>
+    private StackFrame[] CrashingFrames(CoreFile core, ModuleMap map, CoreThread[] threads)
+    {
+        if (threads.FirstOrDefault(t => t.IsCrashingThread) is not { } crashed) return [];
+        if (crashed.Frames.Length > 0) return crashed.Frames;
+        return _symbolizer.Backtrace(map, core.Threads[Array.IndexOf(threads, crashed)].Status.Registers,
+            CrashSignature.DyingSearchDepth + CrashSignature.FrameCount);
     }
 
     private CoreThread[] ReadThreads(CoreFile core, ModuleMap map, CoreDumpOptions options, CancellationToken cancel)

@@ -47,6 +47,16 @@ public sealed class CoreDump
     public string? Compression { get; init; }
     public required string[] Warnings { get; init; }
 
+    /// <summary>
+    /// The crash's signature, for grouping cores by crash (Group-Object Signature): the signal and the
+    /// crashing thread's top frames as <c>build-id+0xaddress function</c>, without the abort/assert/raise
+    /// machinery and the signal trampoline; stable across hosts, pids and ASLR. Null for a core no signal
+    /// ended (gcore, Save-ProcessSnapshot). The format is in Read-CoreDump's help.
+    /// </summary>
+    public string? Signature { get; init; }
+    /// <summary>The first 16 hex digits of the SHA-256 of <see cref="Signature"/>, or null.</summary>
+    public string? SignatureHash { get; init; }
+
     public CoreThread? CrashingThread => Threads.FirstOrDefault(t => t.IsCrashingThread);
 
     /// <summary>Reads <paramref name="length"/> bytes of the process's memory at <paramref name="address"/>.</summary>
