@@ -45,16 +45,28 @@ public static class CrashSignature
     /// <summary>The signal trampoline a handler returns through (glibc and musl name it so on x86_64): left out wherever it is.</summary>
     public const string SignalTrampoline = "__restore_rt";
 
+    // Its code, as gdb recognizes it whatever its name (amd64-linux-tdep.c: mov $__NR_rt_sigreturn, %rax; syscall).
+    private static ReadOnlySpan<byte> TrampolineCode => [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
+    /// <summary>
+    /// The signals whose default action dumps core (signal(7), "Core"): only these crash a process. A gcore
+    /// of a running process records the SIGSTOP that stopped it, which is no crash.
+    /// </summary>
+    public static readonly IReadOnlySet<string> CrashSignals = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGXCPU", "SIGXFSZ", "SIGSYS",
+    };
+
     /// <summary>
     /// The signature of a crash by <paramref name="signal"/> in a thread with <paramref name="frames"/>, whose
-    /// modules <paramref name="map"/> knows; null without a signal (gcore and snapshot cores: no crash to group by).
-    /// Inlined frames are left out: they exist only where debug information was found, and the signature
-    /// must not change with that.
+    /// modules <paramref name="map"/> knows; null unless <see cref="CrashSignals"/> has the signal (gcore and
+    /// snapshot cores: no crash to group by). Inlined frames are left out: they exist only where debug
+    /// information was found, and the signature must not change with that.
     /// </summary>
     public static string? Build(string? signal, IReadOnlyList<StackFrame> frames, ModuleMap map)
     {
-        if (signal is null) return null;
-        var physical = frames.Where(f => !f.IsInlined && BaseName(f.Symbol) != SignalTrampoline).ToList();
+        if (signal is null || !CrashSignals.Contains(signal)) return null;
+        var physical = frames.Where(f => !f.IsInlined && !IsTrampoline(f, map)).ToList();
         // The leading run of dying frames, unnamed ones among them (a static function of a libc without
         // its debug file), ends at its last named one; the first other named frame is where the program was.
         int firstKept = 0;
@@ -91,6 +103,14 @@ public static class CrashSignature
         if (frame.ModulePath is null) return null;
         ulong pc = frame.InstructionPointer;
         return map.Modules.FirstOrDefault(m => m.Path == frame.ModulePath && (m.Contains(pc) || m.Contains(pc - 1)));
+    }
+
+    /// <summary>The trampoline by its code where memory has it (a pc-1 lookup may name it after the function before), else by its name.</summary>
+    private static bool IsTrampoline(StackFrame frame, ModuleMap map)
+    {
+        Span<byte> code = stackalloc byte[TrampolineCode.Length];
+        if (map.Memory.Read(frame.InstructionPointer, code) == code.Length) return code.SequenceEqual(TrampolineCode);
+        return BaseName(frame.Symbol) == SignalTrampoline;
     }
 
     /// <summary>The symbol without its version (pthread_kill@@GLIBC_2.34 is pthread_kill).</summary>
