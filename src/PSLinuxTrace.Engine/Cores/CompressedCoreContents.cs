@@ -14,7 +14,7 @@ internal sealed class CompressedCoreContents(string path, CoreCompression compre
 {
     private const int ChunkSize = 1 << 20;
     private readonly object _gate = new();
-    private readonly byte[] _chunk = new byte[ChunkSize];
+    private byte[] _chunk = [];  // allocated on the first read: most cores are never read again
     private long _chunkStart = -1;
     private int _chunkLength;
 
@@ -41,6 +41,7 @@ internal sealed class CompressedCoreContents(string path, CoreCompression compre
 
     private int Decode(long offset, Span<byte> buffer)
     {
+        if (_chunk.Length == 0) _chunk = new byte[ChunkSize];
         using var input = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
         using var decoder = CoreDecompressor.OpenDecoder(input, compression);
         long position = 0, first = offset / ChunkSize * ChunkSize;

@@ -60,14 +60,16 @@ public sealed class CoreFile : IDisposable
             return FromElf(elf, path, compression, elf.Length);
         }
         long fileSize = new FileInfo(path).Length;
-        var inflated = CoreInflater.Inflate(path, compression, log ?? NullLogger.Instance, cancel, progress);
-        return FromElf(ElfFile.Open(inflated, path), path, compression, fileSize);
+        var (inflated, plan) = CoreInflater.Inflate(path, compression, log ?? NullLogger.Instance, cancel, progress);
+        return FromElf(ElfFile.Open(inflated, path), path, compression, fileSize,
+            plan is null ? null : elf => new SplitCoreContents(elf, plan, new CompressedCoreContents(System.IO.Path.GetFullPath(path), compression)));
     }
 
     /// <summary>A core held in memory (tests feed damaged copies through this).</summary>
     internal static CoreFile FromBytes(byte[] data, string name) => FromElf(ElfFile.FromBytes(data, name), name, CoreCompression.None, data.Length);
 
-    private static CoreFile FromElf(ElfFile elf, string path, CoreCompression compression, long fileSize)
+    /// <param name="segments">where the segments' bytes are read from, when not all from <paramref name="elf"/></param>
+    private static CoreFile FromElf(ElfFile elf, string path, CoreCompression compression, long fileSize, Func<ElfFile, IFileContents>? segments = null)
     {
         try
         {
@@ -76,7 +78,7 @@ public sealed class CoreFile : IDisposable
             if (elf.Header.Machine != ElfHeader.EM_X86_64)
                 throw new BadInputFormatException($"{path} is a core of machine {elf.Header.Machine}; only x86_64 cores are supported.");
             var core = new CoreFile(elf, path) { Compression = compression, FileSize = fileSize };
-            core.Load();
+            core.Load(segments?.Invoke(elf) ?? elf);
             return core;
         }
         catch
@@ -86,7 +88,7 @@ public sealed class CoreFile : IDisposable
         }
     }
 
-    private void Load()
+    private void Load(IFileContents segmentBytes)
     {
         var segments = new List<CoreAddressSpace.Segment>();
         ulong fileLength = (ulong)Elf.Length;
@@ -103,7 +105,7 @@ public sealed class CoreFile : IDisposable
             }
             segments.Add(new CoreAddressSpace.Segment(p.VirtualAddress, p.VirtualAddress + p.MemorySize, p.Offset, available));
         }
-        Memory = new CoreAddressSpace(Path, Elf, segments);
+        Memory = new CoreAddressSpace(Path, segmentBytes, segments);
 
         ThreadNotes? current = null;
         bool anyNote = false;

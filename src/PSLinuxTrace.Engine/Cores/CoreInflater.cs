@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
@@ -10,26 +9,27 @@ namespace PSLinuxTrace.Engine.Cores;
 /// The file is unlinked as soon as it is created, so it goes away when its handle closes: after the
 /// read, on an error, on Ctrl+C, and even when the process is killed. It is created 0600 (a core holds
 /// the process's memory), in $TMPDIR, or beside the core when only that has room for it, and written
-/// sparse: 4 KiB pages of zeros are left as holes.
+/// sparse: 4 KiB pages of zeros, and the big anonymous segments <see cref="CoreKeepPlan"/> leaves out, are holes.
 /// </summary>
 internal static class CoreInflater
 {
     private const int ChunkSize = 1 << 20, PageSize = 4096;
 
     /// <summary>
-    /// The decompressed core, open for reading (its file already unlinked). Corrupt or cut-short data is a
-    /// <see cref="BadInputFormatException"/> that says how far decompression got; a failed write is an IOException.
+    /// The decompressed core, open for reading (its file already unlinked), and what it left out (null:
+    /// nothing). Corrupt or cut-short data is a <see cref="BadInputFormatException"/> that says how far
+    /// decompression got; a failed write is an IOException.
     /// </summary>
-    /// <param name="progress">called after each 1 MiB written: compressed bytes read so far, and of how many</param>
-    public static FileStream Inflate(string path, CoreCompression compression, ILogger log, CancellationToken cancel,
+    /// <param name="progress">called after each 1 MiB decompressed: compressed bytes read so far, and of how many</param>
+    public static (FileStream File, CoreKeepPlan? Plan) Inflate(string path, CoreCompression compression, ILogger log, CancellationToken cancel,
         Action<long, long>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         var input = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
-        long compressedSize = input.Length, total = 0;
+        long compressedSize = input.Length, decoded = 0;
         BadInputFormatException Corrupt(Exception ex) => new(
             $"{path}: the {CoreDecompressor.Name(compression)} data is corrupt or cut short: decompression stopped after " +
-            $"{input.Position} of its {compressedSize} bytes, with {total} bytes of the core written out ({ex.Message})", ex);
+            $"{input.Position} of its {compressedSize} bytes, with {decoded} bytes of the core decompressed ({ex.Message})", ex);
         Stream decoder;
         try
         {
@@ -42,13 +42,14 @@ internal static class CoreInflater
             throw error;
         }
         using var _ = decoder;
-        var chunk = new byte[ChunkSize];
-        int Next()
+        int Next(Span<byte> into)
         {
             cancel.ThrowIfCancellationRequested();
             try
             {
-                return decoder.ReadAtLeast(chunk, chunk.Length, throwOnEndOfStream: false);
+                int n = decoder.ReadAtLeast(into, into.Length, throwOnEndOfStream: false);
+                decoded += n;
+                return n;
             }
             catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
             {
@@ -56,23 +57,38 @@ internal static class CoreInflater
             }
         }
 
-        int n = Next();
-        if (n == 0) throw new BadInputFormatException($"{path}: the {CoreDecompressor.Name(compression)} data decompresses to nothing.");
-        ulong? expected = ExpectedLength(chunk.AsSpan(0, n));
-        var output = CreateTemporary(path, expected, log);
+        // The core's start, through its notes: what to leave out is decided from it before anything is written.
+        byte[] head = new byte[ChunkSize];
+        int headLength = Next(head);
+        if (headLength == 0) throw new BadInputFormatException($"{path}: the {CoreDecompressor.Name(compression)} data decompresses to nothing.");
+        var peek = CoreKeepPlan.Peek(head.AsSpan(0, headLength));
+        if (peek is { HeadLength: var need } && need > (ulong)headLength && headLength == head.Length && need <= CoreKeepPlan.MaxHeadSize)
+        {
+            Array.Resize(ref head, (int)((need + ChunkSize - 1) / ChunkSize * ChunkSize));
+            headLength += Next(head.AsSpan(headLength));
+        }
+        var plan = peek is { } p && p.HeadLength <= (ulong)headLength ? CoreKeepPlan.From(head[..headLength], path) : null;
+
+        var output = CreateTemporary(path, peek is { } q ? q.Length - (plan?.DroppedBytes ?? 0) : null, log);
         try
         {
             string where = Path.GetDirectoryName(output.Name) ?? ".";
-            for (; n > 0; n = Next())
+            long total = 0;
+            void Write(ReadOnlySpan<byte> data)
             {
-                WriteSparse(output, chunk.AsSpan(0, n), total, where);
-                total += n;
+                foreach (var (start, length) in plan?.Kept((ulong)total, data.Length) ?? [(0, data.Length)])
+                    WriteSparse(output, data.Slice(start, length), total + start, where);
+                total += data.Length;
                 progress?.Invoke(input.Position, compressedSize);
             }
+            Write(head.AsSpan(0, headLength));
+            var chunk = head.Length == ChunkSize ? head : new byte[ChunkSize];
+            for (int n; (n = Next(chunk)) > 0;) Write(chunk.AsSpan(0, n));
             output.SetLength(total); // a run of zeros at the end is a hole too
-            log.LogInformation("{Path}: {Compression}, {Compressed} bytes decompressed to {Total} in {Ms} ms (a temporary file in {Dir}, removed after).",
-                path, CoreDecompressor.Name(compression), compressedSize, total, clock.ElapsedMilliseconds, where);
-            return output;
+            log.LogInformation("{Path}: {Compression}, {Compressed} bytes decompressed to {Total} in {Ms} ms, into a temporary file in {Dir} " +
+                "(removed after) that leaves out {Dropped} bytes of big anonymous memory no stack is in.",
+                path, CoreDecompressor.Name(compression), compressedSize, total, clock.ElapsedMilliseconds, where, plan?.DroppedBytes ?? 0);
+            return (output, plan);
         }
         catch
         {
@@ -153,26 +169,4 @@ internal static class CoreInflater
             return null;
         }
     }
-
-    /// <summary>
-    /// How long the core says it is, from the ELF header and program headers at its start: the end of
-    /// its last segment or of its section headers (gcore writes some). Null when the start does not hold them.
-    /// </summary>
-    internal static ulong? ExpectedLength(ReadOnlySpan<byte> start)
-    {
-        if (start.Length < 64 || !Elf.ElfFile.HasElfMagic(start) || start[4] != 2 || start[5] != 1) return null;
-        ulong phoff = BinaryPrimitives.ReadUInt64LittleEndian(start[32..]), shoff = BinaryPrimitives.ReadUInt64LittleEndian(start[40..]);
-        int phentsize = BinaryPrimitives.ReadUInt16LittleEndian(start[54..]), phnum = BinaryPrimitives.ReadUInt16LittleEndian(start[56..]);
-        int shnum = BinaryPrimitives.ReadUInt16LittleEndian(start[60..]);
-        if (phentsize != 56 || phnum == 0xffff || phoff > (ulong)start.Length || (ulong)phnum * 56 > (ulong)start.Length - phoff) return null;
-        ulong end = shoff == 0 ? 0 : SaturatingAdd(shoff, (ulong)shnum * 64);
-        for (int i = 0; i < phnum; i++)
-        {
-            var p = start[(int)(phoff + (ulong)i * 56)..];
-            end = Math.Max(end, SaturatingAdd(BinaryPrimitives.ReadUInt64LittleEndian(p[8..]), BinaryPrimitives.ReadUInt64LittleEndian(p[32..])));
-        }
-        return end;
-    }
-
-    private static ulong SaturatingAdd(ulong a, ulong b) => a > ulong.MaxValue - b ? ulong.MaxValue : a + b;
 }

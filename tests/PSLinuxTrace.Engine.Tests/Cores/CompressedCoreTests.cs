@@ -234,6 +234,45 @@ public class CompressedCoreTests
     }
 
     [PrivilegedFact("a kernel core needs RLIMIT_CORE and core_pattern")]
+    public void BigAnonymousMemoryIsLeftOutOfTheTemporaryFileYetReadsTheSame()
+    {
+        var (_, plainPath) = CoreFixtures.Kernel("heap", 0);
+        ulong heap = Convert.ToUInt64(CoreFixtures.Printed(plainPath)["pslt_heap"][2..], 16);
+        byte Expected(ulong address) => (byte)((address - heap) * 7 + 1); // what the fixture wrote there
+        string path = Compress(plainPath, "zstd -q -c", "zst");
+        var plain = Read(plainPath);
+        var segment = plain.Mappings.Single(m => heap >= m.Start && heap < m.End);
+        Assert.Null(segment.Path);
+        Assert.InRange(segment.BytesInCore, 24UL << 20, 25UL << 20);
+
+        using (var core = CoreFile.Open(path))
+        {
+            // The 24 MiB malloc is the one segment left out: a hole in the temporary file...
+            var p = core.Elf.ProgramHeaders.Single(p => p.VirtualAddress == segment.Start);
+            var hole = new byte[1 << 20];
+            Assert.Equal(hole.Length, core.Elf.Read(p.Offset + (8 << 20), hole));
+            Assert.True(hole.AsSpan().IndexOfAnyExcept((byte)0) < 0);
+            // ...which a read during the reading still sees with its bytes, decompressed again.
+            var bytes = new byte[4096];
+            Assert.Equal(bytes.Length, core.Memory.Read(heap + (8 << 20), bytes));
+            for (int i = 0; i < bytes.Length; i++) Assert.Equal(Expected(heap + (8 << 20) + (ulong)i), bytes[i]);
+            // Every other segment is there.
+            foreach (var other in core.Elf.ProgramHeaders.Where(o => o.Type == PSLinuxTrace.Engine.Elf.ElfProgramHeader.PT_LOAD && o.FileSize > 0 && o.VirtualAddress != segment.Start))
+            {
+                var mine = new byte[(int)Math.Min(other.FileSize, 1 << 16)];
+                core.Elf.Read(other.Offset, mine);
+                Assert.Equal(plain.ReadMemory(other.VirtualAddress, mine.Length), mine);
+            }
+        }
+        var read = Read(path);
+        Assert.Equal(plain.Threads.Single().Frames, read.Threads.Single().Frames);
+        Assert.Equal(plain.Signature, read.Signature);
+        ulong late = heap + (20 << 20);
+        Assert.Equal(plain.ReadMemory(late, 64), read.ReadMemory(late, 64));
+        Assert.Equal(Expected(late), read.ReadMemory(late, 1)[0]);
+    }
+
+    [PrivilegedFact("a kernel core needs RLIMIT_CORE and core_pattern")]
     public void SystemdCoredumpFolderReadsWithOneReaderAndTheSameSignatures()
     {
         // What Get-ChildItem /var/lib/systemd/coredump | Read-CoreDump does: one reader, every file.
