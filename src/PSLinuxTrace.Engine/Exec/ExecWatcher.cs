@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Bpf;
 using PSLinuxTrace.Engine.Interop;
+using BpfCalls = PSLinuxTrace.Engine.Interop.Bpf;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Text;
 
@@ -99,7 +101,7 @@ public sealed class ExecWatcher : IDisposable
             if (configMap.Spec.ValueSize != ConfigSize) throw new BadInputFormatException($"{ObjectResource}: config map value is {configMap.Spec.ValueSize} bytes, expected {ConfigSize}.");
             configMap.Update(new byte[4], config);
 
-            if (_events.Spec.Type != Bpf.BPF_MAP_TYPE_RINGBUF) throw new BadInputFormatException($"Map {_events.Spec.Name} of the BPF object is not a ring buffer.");
+            if (_events.Spec.Type != BpfCalls.BPF_MAP_TYPE_RINGBUF) throw new BadInputFormatException($"Map {_events.Spec.Name} of the BPF object is not a ring buffer.");
             _ring = new RingBufferReader(_events.Fd, _events.Spec.MaxEntries);
             _kernelObjects.Add(_ring);
 
@@ -109,11 +111,11 @@ public sealed class ExecWatcher : IDisposable
                 foreach (BpfMapRelocation r in prog.MapRelocations)
                 {
                     if (!maps.TryGetValue(r.MapName, out BpfMap? m)) throw new BadInputFormatException($"{ObjectResource}: {prog.Name} refers to unknown map {r.MapName}.");
-                    int at = r.InstructionIndex * Bpf.InsnSize;
-                    insns[at + 1] = (byte)((insns[at + 1] & 0x0f) | (Bpf.BPF_PSEUDO_MAP_FD << 4));   // src_reg = BPF_PSEUDO_MAP_FD
+                    int at = r.InstructionIndex * BpfCalls.InsnSize;
+                    insns[at + 1] = (byte)((insns[at + 1] & 0x0f) | (BpfCalls.BPF_PSEUDO_MAP_FD << 4));   // src_reg = BPF_PSEUDO_MAP_FD
                     BinaryPrimitives.WriteInt32LittleEndian(insns.AsSpan(at + 4), m.Fd.Fd);            // imm = map fd
                 }
-                BpfProgram p = BpfProgram.Load(Bpf.BPF_PROG_TYPE_TRACEPOINT, insns, obj.License, "pslt_" + prog.Name);
+                BpfProgram p = BpfProgram.Load(BpfCalls.BPF_PROG_TYPE_TRACEPOINT, insns, obj.License, "pslt_" + prog.Name);
                 _kernelObjects.Add(p);
                 _programs.Add(p);
                 string tp = prog.Tracepoint ?? throw new BadInputFormatException($"{ObjectResource}: program {prog.Name} is not in a tracepoint/ section.");

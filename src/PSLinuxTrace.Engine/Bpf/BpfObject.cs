@@ -3,7 +3,7 @@ using System.Reflection;
 using System.Text;
 using PSLinuxTrace.Engine.Elf;
 
-namespace PSLinuxTrace.Engine.Exec;
+namespace PSLinuxTrace.Engine.Bpf;
 
 /// <summary>A map definition from the object's legacy "maps" section (struct bpf_map_def).</summary>
 public sealed record BpfMapSpec(string Name, uint Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags);

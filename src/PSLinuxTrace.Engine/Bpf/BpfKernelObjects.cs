@@ -1,7 +1,8 @@
 using System.Text;
 using PSLinuxTrace.Engine.Interop;
+using BpfCalls = PSLinuxTrace.Engine.Interop.Bpf;
 
-namespace PSLinuxTrace.Engine.Exec;
+namespace PSLinuxTrace.Engine.Bpf;
 
 /// <summary>A BPF map in the kernel; closing the fd frees it (unless something else holds it).</summary>
 public sealed class BpfMap : IDisposable
@@ -13,7 +14,7 @@ public sealed class BpfMap : IDisposable
 
     public static BpfMap Create(BpfMapSpec spec)
     {
-        long fd = Bpf.MapCreate(spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags, Encoding.ASCII.GetBytes(spec.Name));
+        long fd = BpfCalls.MapCreate(spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags, Encoding.ASCII.GetBytes(spec.Name));
         if (fd < 0) throw BpfError(Errno.Last, $"BPF_MAP_CREATE ({spec.Name})");
         return new BpfMap(new SafeFileDescriptor((int)fd), spec);
     }
@@ -21,14 +22,14 @@ public sealed class BpfMap : IDisposable
     public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         if (key.Length != Spec.KeySize || value.Length != Spec.ValueSize) throw new ArgumentException($"Key/value sizes do not match map {Spec.Name}.");
-        if (Bpf.MapUpdate(Fd.Fd, key, value, Bpf.BPF_ANY) < 0) throw BpfError(Errno.Last, $"BPF_MAP_UPDATE_ELEM ({Spec.Name})");
+        if (BpfCalls.MapUpdate(Fd.Fd, key, value, BpfCalls.BPF_ANY) < 0) throw BpfError(Errno.Last, $"BPF_MAP_UPDATE_ELEM ({Spec.Name})");
     }
 
     public byte[] Lookup(ReadOnlySpan<byte> key)
     {
         if (key.Length != Spec.KeySize) throw new ArgumentException($"Key size does not match map {Spec.Name}.");
         byte[] value = new byte[Spec.ValueSize];
-        if (Bpf.MapLookup(Fd.Fd, key, value) < 0) throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
+        if (BpfCalls.MapLookup(Fd.Fd, key, value) < 0) throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
         return value;
     }
 
@@ -56,11 +57,11 @@ public sealed class BpfProgram : IDisposable
     /// </summary>
     public static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name)
     {
-        if (instructions.Length == 0 || instructions.Length % Bpf.InsnSize != 0)
+        if (instructions.Length == 0 || instructions.Length % BpfCalls.InsnSize != 0)
             throw new BadInputFormatException($"Program {name}: {instructions.Length} bytes is not a whole number of instructions.");
         byte[] lic = Encoding.ASCII.GetBytes(license + "\0");
         byte[] nameBytes = Encoding.ASCII.GetBytes(name);
-        long fd = Bpf.ProgLoad(progType, instructions, lic, nameBytes, Span<byte>.Empty);
+        long fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, Span<byte>.Empty);
         if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);
         int errno = Errno.Last;
         if (errno is Errno.EPERM) throw BpfMap.BpfError(errno, $"BPF_PROG_LOAD ({name})");
@@ -68,7 +69,7 @@ public sealed class BpfProgram : IDisposable
         for (int size = 1 << 20; size <= 1 << 26; size <<= 2)
         {
             byte[] log = new byte[size];
-            fd = Bpf.ProgLoad(progType, instructions, lic, nameBytes, log);
+            fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, log);
             if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);   // passed on the retry
             int e = Errno.Last;
             if (e == Errno.ENOSPC) continue;
@@ -86,7 +87,7 @@ public sealed class BpfProgram : IDisposable
     {
         get
         {
-            long id = Bpf.ProgId(Fd.Fd);
+            long id = BpfCalls.ProgId(Fd.Fd);
             Errno.Check(id, "BPF_OBJ_GET_INFO_BY_FD");
             return (uint)id;
         }
