@@ -25,13 +25,60 @@ public sealed class BpfMap : IDisposable
         if (BpfCalls.MapUpdate(Fd.Fd, key, value, BpfCalls.BPF_ANY) < 0) throw BpfError(Errno.Last, $"BPF_MAP_UPDATE_ELEM ({Spec.Name})");
     }
 
-    public byte[] Lookup(ReadOnlySpan<byte> key)
+    /// <summary>Per-CPU maps hold one value per possible CPU, each padded to 8 bytes (kernel/bpf/syscall.c, bpf_map_value_size).</summary>
+    public bool IsPerCpu => Spec.Type is BpfCalls.BPF_MAP_TYPE_PERCPU_ARRAY or BpfCalls.BPF_MAP_TYPE_PERCPU_HASH;
+
+    /// <summary>The bytes one lookup returns: the value, or for a per-CPU map every CPU's value at a stride of <see cref="PerCpuStride"/>.</summary>
+    public int LookupSize => IsPerCpu ? PerCpuStride * PossibleCpus.Count : (int)Spec.ValueSize;
+
+    public int PerCpuStride => ((int)Spec.ValueSize + 7) & ~7;
+
+    public byte[] Lookup(ReadOnlySpan<byte> key) =>
+        TryLookup(key) ?? throw BpfError(Errno.ENOENT, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
+
+    /// <summary>The value of <paramref name="key"/>, or null when the map has no such key.</summary>
+    public byte[]? TryLookup(ReadOnlySpan<byte> key)
     {
         if (key.Length != Spec.KeySize) throw new ArgumentException($"Key size does not match map {Spec.Name}.");
-        byte[] value = new byte[Spec.ValueSize];
-        if (BpfCalls.MapLookup(Fd.Fd, key, value) < 0) throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
-        return value;
+        byte[] value = new byte[LookupSize];
+        if (BpfCalls.MapLookup(Fd.Fd, key, value) >= 0) return value;
+        if (Errno.Last == Errno.ENOENT) return null;
+        throw BpfError(Errno.Last, $"BPF_MAP_LOOKUP_ELEM ({Spec.Name})");
     }
+
+    /// <summary>Removes <paramref name="key"/>; false when it was not there.</summary>
+    public bool Delete(ReadOnlySpan<byte> key)
+    {
+        if (key.Length != Spec.KeySize) throw new ArgumentException($"Key size does not match map {Spec.Name}.");
+        if (BpfCalls.MapDelete(Fd.Fd, key) >= 0) return true;
+        if (Errno.Last == Errno.ENOENT) return false;
+        throw BpfError(Errno.Last, $"BPF_MAP_DELETE_ELEM ({Spec.Name})");
+    }
+
+    /// <summary>
+    /// Every key of a hash map, as BPF_MAP_GET_NEXT_KEY walks them. Keys the programs add or delete
+    /// meanwhile may or may not be seen (bpf(2)); a deleted current key restarts the walk from the start.
+    /// </summary>
+    public List<byte[]> Keys(int limit = int.MaxValue)
+    {
+        var keys = new List<byte[]>();
+        byte[] key = [];
+        while (keys.Count < limit)
+        {
+            byte[] next = new byte[Spec.KeySize];
+            if (BpfCalls.MapNextKey(Fd.Fd, key, next) < 0)
+            {
+                if (Errno.Last == Errno.ENOENT) break;
+                throw BpfError(Errno.Last, $"BPF_MAP_GET_NEXT_KEY ({Spec.Name})");
+            }
+            keys.Add(next);
+            key = next;
+        }
+        return keys;
+    }
+
+    /// <summary>Whether a hash map holds no key at all.</summary>
+    public bool IsEmpty => Keys(1).Count == 0;
 
     public void Dispose() => Fd.Dispose();
 
@@ -139,4 +186,60 @@ public sealed class TracepointAttachment : IDisposable
     }
 
     public void Dispose() => _perf.Dispose();
+}
+
+/// <summary>
+/// A BPF_PROG_TYPE_RAW_TRACEPOINT program attached to a raw tracepoint (BPF_RAW_TRACEPOINT_OPEN, Linux
+/// 4.17): the program gets the tracepoint's own arguments (a struct pt_regs * and the syscall number for
+/// sys_enter), without the perf record a classic tracepoint builds first. Dispose closes the link, which detaches.
+/// </summary>
+public sealed class RawTracepointAttachment : IDisposable
+{
+    private readonly SafeFileDescriptor _link;
+    public string Tracepoint { get; }
+
+    private RawTracepointAttachment(SafeFileDescriptor link, string tracepoint) { _link = link; Tracepoint = tracepoint; }
+
+    /// <param name="tracepoint">the tracepoint's name without its category: "sys_enter", "sched_process_fork"</param>
+    public static RawTracepointAttachment Attach(BpfProgram program, string tracepoint)
+    {
+        long fd = BpfCalls.RawTracepointOpen(Encoding.ASCII.GetBytes(tracepoint + "\0"), program.Fd.Fd);
+        if (fd >= 0) return new RawTracepointAttachment(new SafeFileDescriptor((int)fd), tracepoint);
+        int e = Errno.Last;
+        if (e is Errno.EPERM or Errno.EACCES)
+            throw new TargetPermissionDeniedException(
+                $"Permission denied: BPF_RAW_TRACEPOINT_OPEN on {tracepoint}. Needs root or CAP_BPF with CAP_PERFMON.", "CAP_PERFMON");
+        if (e == Errno.ENOENT) throw new UnsupportedFeatureException($"raw tracepoint {tracepoint}", "4.17", "the kernel has no tracepoint of that name");
+        throw Errno.ToException(e, "BPF_RAW_TRACEPOINT_OPEN", context: tracepoint);
+    }
+
+    public void Dispose() => _link.Dispose();
+}
+
+/// <summary>The CPUs the kernel may ever run (per-CPU maps hold a value for each; scratch maps are indexed by CPU id).</summary>
+public static class PossibleCpus
+{
+    private static readonly Lazy<int> CountOnce = new(Read);
+
+    /// <summary>Highest possible CPU id + 1, from /sys/devices/system/cpu/possible ("0-3").</summary>
+    public static int Count => CountOnce.Value;
+
+    private static int Read()
+    {
+        try
+        {
+            string s = File.ReadAllText("/sys/devices/system/cpu/possible").Trim();
+            int max = 0;
+            foreach (string part in s.Split(','))
+            {
+                string last = part.Contains('-') ? part[(part.IndexOf('-') + 1)..] : part;
+                max = Math.Max(max, int.Parse(last, System.Globalization.CultureInfo.InvariantCulture));
+            }
+            return max + 1;
+        }
+        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException)
+        {
+            return Math.Max(Environment.ProcessorCount, (int)LibC.sysconf(LibC._SC_NPROCESSORS_CONF));
+        }
+    }
 }

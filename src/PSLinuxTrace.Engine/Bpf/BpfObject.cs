@@ -16,6 +16,11 @@ public sealed record BpfProgramSpec(string Name, string Section, byte[] Instruct
 {
     /// <summary>"syscalls/sys_enter_execve" for a section "tracepoint/syscalls/sys_enter_execve".</summary>
     public string? Tracepoint => Section.StartsWith("tracepoint/", StringComparison.Ordinal) ? Section["tracepoint/".Length..] : null;
+
+    /// <summary>"sys_enter" for a section "raw_tracepoint/sys_enter" (libbpf's name for the section; "raw_tp/" too).</summary>
+    public string? RawTracepoint =>
+        Section.StartsWith("raw_tracepoint/", StringComparison.Ordinal) ? Section["raw_tracepoint/".Length..]
+        : Section.StartsWith("raw_tp/", StringComparison.Ordinal) ? Section["raw_tp/".Length..] : null;
 }
 
 /// <summary>

@@ -1,38 +1,18 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Bpf;
 using PSLinuxTrace.Engine.Interop;
-using BpfCalls = PSLinuxTrace.Engine.Interop.Bpf;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Text;
+using BpfCalls = PSLinuxTrace.Engine.Interop.Bpf;
 
 namespace PSLinuxTrace.Engine.Exec;
 
-/// <summary>What to watch. Filters on uid, parent and pid namespace run in the kernel; the name glob runs here.</summary>
-public sealed record ExecWatchOptions
-{
-    /// <summary>Globs on the executable path: with a '/' matched against the whole Filename, else against its last component.</summary>
-    public string[]? Name { get; init; }
-    public uint? UserId { get; init; }
-    public int? ParentId { get; init; }
-    /// <summary>Inode number of a pid namespace (/proc/PID/ns/pid).</summary>
-    public uint? PidNamespace { get; init; }
-    public bool IncludeEnvironment { get; init; }
-    /// <summary>Ring buffer size in bytes: a power of two, at least one page.</summary>
-    public int BufferSize { get; init; } = DefaultBufferSize;
-    /// <summary>Stop after this many events (0: no limit).</summary>
-    public long Count { get; init; }
-    public TimeSpan? Timeout { get; init; }
-
-    public const int DefaultBufferSize = 16 << 20;
-}
-
 /// <summary>
-/// The eBPF exec watcher: loads src/bpf/exec.bpf.o with our own loader (maps created, map
-/// relocations applied, programs verified and attached to the execve/execveat tracepoints), reads
+/// The eBPF exec watcher: loads src/bpf/exec.bpf.o as a <see cref="BpfCollection"/> (maps created,
+/// map relocations applied, programs verified and attached to the execve/execveat tracepoints), reads
 /// the ring buffer on its own thread, joins each entry record with its exit record, and writes
 /// <see cref="ExecEvent"/>s to a bounded channel. Dispose detaches and closes every fd, so nothing
 /// stays in the kernel.
@@ -40,11 +20,6 @@ public sealed record ExecWatchOptions
 public sealed class ExecWatcher : IDisposable
 {
     public const string ObjectResource = "exec.bpf.o";
-    private const uint RecEnter = 1, RecExit = 2;
-    private const uint FArgsTruncated = 1, FEnvTruncated = 2, FArgsFault = 4, FExecveat = 8;
-    // struct exec_event in exec.bpf.c: 96-byte header, filename, argv right after it; envp at HeaderSize + PathCap + ArgsSlot.
-    private const int HeaderSize = 96, PathCap = 4096, ArgsCap = 32768, ArgsSlot = 2 * ArgsCap;
-    private const int ConfigSize = 64;
     // How long an entry waits for its exit record before it is written with Result null. An exec can
     // take seconds on a loaded machine (loading the binary), so this is generous; it delays nothing
     // but execs whose caller was killed mid-exec.
@@ -53,9 +28,8 @@ public sealed class ExecWatcher : IDisposable
 
     private readonly ILogger _log;
     private readonly ExecWatchOptions _options;
-    private readonly List<IDisposable> _kernelObjects = [];
-    private readonly List<BpfProgram> _programs = [];
-    private readonly BpfMap _events, _counters;
+    private readonly BpfCollection _bpf;
+    private readonly BpfMap _counters;
     private readonly RingBufferReader _ring;
     private readonly Glob[]? _names;
     private readonly long _bootToRealtimeNs;
@@ -77,56 +51,24 @@ public sealed class ExecWatcher : IDisposable
             throw new ArgumentException($"The buffer size must be a power of two of at least 4096 bytes; got {options.BufferSize}.");
         _names = options.Name?.Select(n => new Glob(n)).ToArray();
         _bootToRealtimeNs = LibC.ClockNs(LibC.CLOCK_REALTIME) - LibC.ClockNs(LibC.CLOCK_BOOTTIME);
+        Tracefs.Root();
+        byte[] config = ExecRecords.BuildConfig(Btf.LoadVmlinux(), options);
+        _bpf = BpfCollection.Load(ObjectResource, new Dictionary<string, uint>
+        {
+            ["events"] = (uint)options.BufferSize,
+            ["scratch"] = (uint)Math.Max(1, PossibleCpus.Count),   // indexed by CPU id
+        }, log);
         try
         {
-            Tracefs.Root();
-            Btf btf = Btf.LoadVmlinux();
-            byte[] config = BuildConfig(btf, options);
-            var obj = BpfObject.Parse(BpfObject.ReadEmbedded(ObjectResource), ObjectResource);
-
-            var maps = new Dictionary<string, BpfMap>(StringComparer.Ordinal);
-            foreach (BpfMapSpec spec in obj.Maps)
-            {
-                BpfMapSpec s = spec;
-                if (spec.Name == "events") s = spec with { MaxEntries = (uint)options.BufferSize };
-                if (spec.Name == "scratch") s = spec with { MaxEntries = (uint)Math.Max(1, PossibleCpus()) };
-                BpfMap m = BpfMap.Create(s);
-                _kernelObjects.Add(m);
-                maps[spec.Name] = m;
-                _log.LogDebug("Created BPF map {Name} (type {Type}, {Entries} entries of {Size} bytes).", s.Name, s.Type, s.MaxEntries, s.ValueSize);
-            }
-            _events = maps.GetValueOrDefault("events") ?? throw new BadInputFormatException($"{ObjectResource} has no 'events' map.");
-            _counters = maps.GetValueOrDefault("counters") ?? throw new BadInputFormatException($"{ObjectResource} has no 'counters' map.");
-            BpfMap configMap = maps.GetValueOrDefault("config") ?? throw new BadInputFormatException($"{ObjectResource} has no 'config' map.");
-            if (configMap.Spec.ValueSize != ConfigSize) throw new BadInputFormatException($"{ObjectResource}: config map value is {configMap.Spec.ValueSize} bytes, expected {ConfigSize}.");
-            configMap.Update(new byte[4], config);
-
-            if (_events.Spec.Type != BpfCalls.BPF_MAP_TYPE_RINGBUF) throw new BadInputFormatException($"Map {_events.Spec.Name} of the BPF object is not a ring buffer.");
-            _ring = new RingBufferReader(_events.Fd, _events.Spec.MaxEntries);
-            _kernelObjects.Add(_ring);
-
-            foreach (BpfProgramSpec prog in obj.Programs)
-            {
-                byte[] insns = (byte[])prog.Instructions.Clone();
-                foreach (BpfMapRelocation r in prog.MapRelocations)
-                {
-                    if (!maps.TryGetValue(r.MapName, out BpfMap? m)) throw new BadInputFormatException($"{ObjectResource}: {prog.Name} refers to unknown map {r.MapName}.");
-                    int at = r.InstructionIndex * BpfCalls.InsnSize;
-                    insns[at + 1] = (byte)((insns[at + 1] & 0x0f) | (BpfCalls.BPF_PSEUDO_MAP_FD << 4));   // src_reg = BPF_PSEUDO_MAP_FD
-                    BinaryPrimitives.WriteInt32LittleEndian(insns.AsSpan(at + 4), m.Fd.Fd);            // imm = map fd
-                }
-                BpfProgram p = BpfProgram.Load(BpfCalls.BPF_PROG_TYPE_TRACEPOINT, insns, obj.License, "pslt_" + prog.Name);
-                _kernelObjects.Add(p);
-                _programs.Add(p);
-                string tp = prog.Tracepoint ?? throw new BadInputFormatException($"{ObjectResource}: program {prog.Name} is not in a tracepoint/ section.");
-                _kernelObjects.Add(TracepointAttachment.Attach(p, tp));
-                _log.LogDebug("Loaded {Program} ({Count} instructions) and attached it to {Tracepoint}.", prog.Name, insns.Length / 8, tp);
-            }
-            ProgramIds = _programs.Select(p => p.Id).ToArray();
+            _counters = _bpf.Map("counters");
+            _bpf.Map("config", BpfCalls.BPF_MAP_TYPE_ARRAY, 4, ExecRecords.ConfigSize).Update(new byte[4], config);
+            _ring = _bpf.OpenRingBuffer("events");
+            _bpf.Attach();
+            ProgramIds = _bpf.ProgramIds;
         }
         catch
         {
-            DisposeKernelObjects();
+            _bpf.Dispose();
             throw;
         }
     }
@@ -246,18 +188,17 @@ public sealed class ExecWatcher : IDisposable
     private void OnRecord(ReadOnlySpan<byte> rec, Dictionary<int, Pending> pending, List<ExecEvent> ready)
     {
         if (rec.Length < 4) return;
-        uint kind = U32(rec, 0);
-        if (kind == RecEnter && rec.Length > HeaderSize)
+        uint kind = ExecRecords.Kind(rec);
+        if (kind == ExecRecords.RecEnter && rec.Length > ExecRecords.HeaderSize)
         {
-            ExecEvent e = ParseEnter(rec);
+            ExecEvent e = ExecRecords.ParseEnter(rec, _bootToRealtimeNs, _options.IncludeEnvironment);
             if (_names is not null && !MatchesName(e.Filename)) return;
             if (pending.Remove(e.Tid, out Pending? stale)) ready.Add(stale.Event);   // an earlier exec by this thread never exited
             pending[e.Tid] = new Pending(e, _clock.Elapsed);
         }
-        else if (kind == RecExit && rec.Length >= 32)
+        else if (kind == ExecRecords.RecExit && rec.Length >= ExecRecords.ExitSize)
         {
-            int pid = (int)U32(rec, 4), tid = (int)U32(rec, 8);
-            long ret = BinaryPrimitives.ReadInt64LittleEndian(rec[16..]);
+            var (pid, tid, ret) = ExecRecords.ParseExit(rec);
             // A successful exec by a non-leader thread returns in the leader's tid (de_thread), so fall back to the pid.
             if (!pending.Remove(tid, out Pending? p))
             {
@@ -275,103 +216,6 @@ public sealed class ExecWatcher : IDisposable
         foreach (Glob g in _names!)
             if (g.IsMatch(g.Pattern.Contains('/') ? filename : last)) return true;
         return false;
-    }
-
-    private ExecEvent ParseEnter(ReadOnlySpan<byte> rec)
-    {
-        uint flags = U32(rec, 4);
-        long bootNs = BinaryPrimitives.ReadInt64LittleEndian(rec[8..]);
-        int fnameLen = (int)Math.Min(U32(rec, 64), PathCap);
-        int argsLen = (int)Math.Min(U32(rec, 68), ArgsCap);
-        int envLen = (int)Math.Min(U32(rec, 72), ArgsCap);
-        int argsAt = HeaderSize + fnameLen, envAt = HeaderSize + PathCap + ArgsSlot;
-        ReadOnlySpan<byte> args = argsAt + argsLen <= rec.Length ? rec.Slice(argsAt, argsLen) : default;
-        ReadOnlySpan<byte> env = envLen > 0 && envAt + envLen <= rec.Length ? rec.Slice(envAt, envLen) : default;
-        return new ExecEvent
-        {
-            Timestamp = DateTime.UnixEpoch.AddTicks((bootNs + _bootToRealtimeNs) / 100).ToLocalTime(),
-            Pid = (int)U32(rec, 16),
-            Tid = (int)U32(rec, 20),
-            ParentId = (int)U32(rec, 24),
-            UserId = U32(rec, 28),
-            GroupId = U32(rec, 32),
-            PidNamespace = U32(rec, 44),
-            CgroupId = BinaryPrimitives.ReadUInt64LittleEndian(rec[48..]),
-            DirectoryFd = (flags & FExecveat) != 0 ? BinaryPrimitives.ReadInt32LittleEndian(rec[56..]) : 0,
-            AtFlags = U32(rec, 60),
-            Comm = CString(rec.Slice(80, 16)),
-            Syscall = (flags & FExecveat) != 0 ? ExecSyscall.Execveat : ExecSyscall.Execve,
-            Filename = CString(rec.Slice(HeaderSize, fnameLen)),
-            Argv = SplitStrings(args),
-            Truncated = (flags & (FArgsTruncated | FArgsFault)) != 0,
-            Environment = _options.IncludeEnvironment ? SplitStrings(env) : null,
-            EnvironmentTruncated = (flags & FEnvTruncated) != 0,
-        };
-    }
-
-    private static uint U32(ReadOnlySpan<byte> b, int off) => BinaryPrimitives.ReadUInt32LittleEndian(b[off..]);
-
-    private static string CString(ReadOnlySpan<byte> b)
-    {
-        int nul = b.IndexOf((byte)0);
-        return ExecText.Decode(nul < 0 ? b : b[..nul]);
-    }
-
-    /// <summary>NUL-terminated strings back to back (the last one may be cut, without its NUL).</summary>
-    internal static string[] SplitStrings(ReadOnlySpan<byte> b)
-    {
-        var list = new List<string>();
-        while (!b.IsEmpty)
-        {
-            int nul = b.IndexOf((byte)0);
-            if (nul < 0) { list.Add(ExecText.Decode(b)); break; }
-            list.Add(ExecText.Decode(b[..nul]));
-            b = b[(nul + 1)..];
-        }
-        return list.ToArray();
-    }
-
-    /// <summary>The config map's value (struct config in exec.bpf.c): BTF-resolved offsets, then filters.</summary>
-    internal static byte[] BuildConfig(Btf btf, ExecWatchOptions o)
-    {
-        uint[] v =
-        [
-            btf.MemberOffset("task_struct", "real_parent"),
-            btf.MemberOffset("task_struct", "tgid"),
-            btf.MemberOffset("task_struct", "thread_pid"),
-            btf.MemberOffset("pid", "level"),
-            btf.MemberOffset("pid", "numbers"),
-            btf.StructSize("upid"),
-            btf.MemberOffset("upid", "ns"),
-            btf.MemberOffset("pid_namespace", "ns.inum"),
-            o.UserId is null ? 0u : 1u, o.UserId ?? 0,
-            o.ParentId is null ? 0u : 1u, (uint)(o.ParentId ?? 0),
-            o.PidNamespace is null ? 0u : 1u, o.PidNamespace ?? 0,
-            o.IncludeEnvironment ? 1u : 0u, 0,
-        ];
-        byte[] bytes = new byte[ConfigSize];
-        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), v[i]);
-        return bytes;
-    }
-
-    /// <summary>Number of possible CPUs (/sys/devices/system/cpu/possible, "0-3"): the scratch map is indexed by CPU id.</summary>
-    private static int PossibleCpus()
-    {
-        try
-        {
-            string s = File.ReadAllText("/sys/devices/system/cpu/possible").Trim();
-            int max = 0;
-            foreach (string part in s.Split(','))
-            {
-                string last = part.Contains('-') ? part[(part.IndexOf('-') + 1)..] : part;
-                max = Math.Max(max, int.Parse(last, System.Globalization.CultureInfo.InvariantCulture));
-            }
-            return max + 1;
-        }
-        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException)
-        {
-            return Math.Max(Environment.ProcessorCount, (int)LibC.sysconf(LibC._SC_NPROCESSORS_CONF));
-        }
     }
 
     /// <summary>The inode number of a process's pid namespace (stat of /proc/PID/ns/pid).</summary>
@@ -407,46 +251,12 @@ public sealed class ExecWatcher : IDisposable
         try { _stop.Cancel(); } catch (ObjectDisposedException) { }
     }
 
-    private void DisposeKernelObjects()
-    {
-        // Detach first (attachments were added after their programs), then programs, ring, maps.
-        for (int i = _kernelObjects.Count - 1; i >= 0; i--) _kernelObjects[i].Dispose();
-        _kernelObjects.Clear();
-    }
-
     public void Dispose()
     {
         Stop();
         _thread?.Join();
-        DisposeKernelObjects();
+        _bpf.Dispose();   // detaches, then closes the ring, programs and maps
         _channel.Writer.TryComplete();
         _stop.Dispose();
-    }
-}
-
-/// <summary>Bytes from the kernel to strings: UTF-8, with each byte that is not valid UTF-8 shown as \xNN (as strace does).</summary>
-public static class ExecText
-{
-    private static readonly UTF8Encoding Strict = new(false, true);
-
-    public static string Decode(ReadOnlySpan<byte> b)
-    {
-        try { return Strict.GetString(b); }
-        catch (DecoderFallbackException) { }
-        var sb = new StringBuilder(b.Length + 8);
-        while (!b.IsEmpty)
-        {
-            if (System.Text.Rune.DecodeFromUtf8(b, out System.Text.Rune r, out int used) == System.Buffers.OperationStatus.Done)
-            {
-                sb.Append(r.ToString());
-                b = b[used..];
-            }
-            else
-            {
-                sb.Append("\\x").Append(b[0].ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
-                b = b[1..];
-            }
-        }
-        return sb.ToString();
     }
 }

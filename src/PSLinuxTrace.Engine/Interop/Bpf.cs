@@ -3,17 +3,18 @@ using System.Runtime.InteropServices;
 namespace PSLinuxTrace.Engine.Interop;
 
 /// <summary>
-/// The bpf(2) system call (no libbpf): the commands Watch-Exec needs, with their union bpf_attr
+/// The bpf(2) system call (no libbpf): the commands our loader needs, with their union bpf_attr
 /// layouts from include/uapi/linux/bpf.h. Each attr struct is the prefix of union bpf_attr that the
 /// command reads; the kernel zero-extends a shorter attr (kernel/bpf/syscall.c, bpf_check_uarg_tail_zero).
 /// </summary>
 internal static unsafe partial class Bpf
 {
-    internal const int BPF_MAP_CREATE = 0, BPF_MAP_LOOKUP_ELEM = 1, BPF_MAP_UPDATE_ELEM = 2, BPF_PROG_LOAD = 5,
-        BPF_OBJ_GET_INFO_BY_FD = 15;
+    internal const int BPF_MAP_CREATE = 0, BPF_MAP_LOOKUP_ELEM = 1, BPF_MAP_UPDATE_ELEM = 2, BPF_MAP_DELETE_ELEM = 3,
+        BPF_MAP_GET_NEXT_KEY = 4, BPF_PROG_LOAD = 5, BPF_OBJ_GET_INFO_BY_FD = 15, BPF_RAW_TRACEPOINT_OPEN = 17;
 
-    internal const uint BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2, BPF_MAP_TYPE_RINGBUF = 27;
-    internal const uint BPF_PROG_TYPE_TRACEPOINT = 5;
+    internal const uint BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2, BPF_MAP_TYPE_PERCPU_HASH = 5, BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+        BPF_MAP_TYPE_RINGBUF = 27;
+    internal const uint BPF_PROG_TYPE_TRACEPOINT = 5, BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
     internal const ulong BPF_ANY = 0;
 
     // struct bpf_insn { u8 code; u8 dst_reg:4, src_reg:4; s16 off; s32 imm; }
@@ -59,6 +60,14 @@ internal static unsafe partial class Bpf
         public fixed byte prog_name[16];
         public uint prog_ifindex;
         public uint expected_attach_type;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct RawTracepointOpenAttr
+    {
+        public ulong name;                         // __aligned_u64: the tracepoint's name, NUL-terminated
+        public uint prog_fd;
+        public uint pad;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -127,6 +136,37 @@ internal static unsafe partial class Bpf
         {
             var attr = new MapElemAttr { map_fd = (uint)mapFd, key = (ulong)k, value = (ulong)v };
             return Call(BPF_MAP_LOOKUP_ELEM, ref attr);
+        }
+    }
+
+    /// <summary>BPF_MAP_DELETE_ELEM: removes <paramref name="key"/>.</summary>
+    internal static long MapDelete(int mapFd, ReadOnlySpan<byte> key)
+    {
+        fixed (byte* k = key)
+        {
+            var attr = new MapElemAttr { map_fd = (uint)mapFd, key = (ulong)k };
+            return Call(BPF_MAP_DELETE_ELEM, ref attr);
+        }
+    }
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY: the key after <paramref name="key"/> (the first key when it is empty); -1 with ENOENT after the last.</summary>
+    internal static long MapNextKey(int mapFd, ReadOnlySpan<byte> key, Span<byte> nextKey)
+    {
+        fixed (byte* k = key)
+        fixed (byte* n = nextKey)
+        {
+            var attr = new MapElemAttr { map_fd = (uint)mapFd, key = key.IsEmpty ? 0 : (ulong)k, value = (ulong)n };
+            return Call(BPF_MAP_GET_NEXT_KEY, ref attr);
+        }
+    }
+
+    /// <summary>BPF_RAW_TRACEPOINT_OPEN: attaches a raw tracepoint program; returns the link fd (closing it detaches).</summary>
+    internal static long RawTracepointOpen(ReadOnlySpan<byte> nulTerminatedName, int progFd)
+    {
+        fixed (byte* n = nulTerminatedName)
+        {
+            var attr = new RawTracepointOpenAttr { name = (ulong)n, prog_fd = (uint)progFd };
+            return Call(BPF_RAW_TRACEPOINT_OPEN, ref attr);
         }
     }
 
