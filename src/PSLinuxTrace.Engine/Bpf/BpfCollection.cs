@@ -51,7 +51,7 @@ public sealed class BpfCollection : IDisposable
                 uint type = prog.RawTracepoint is not null ? BpfCalls.BPF_PROG_TYPE_RAW_TRACEPOINT
                     : prog.Tracepoint is not null ? BpfCalls.BPF_PROG_TYPE_TRACEPOINT
                     : throw new BadInputFormatException($"{name}: program {prog.Name} is in section {prog.Section}, not tracepoint/ or raw_tracepoint/.");
-                BpfProgram p = BpfProgram.Load(type, c.Relocate(prog), obj.License, "pslt_" + prog.Name);
+                BpfProgram p = BpfProgram.Load(type, c.Relocate(prog), obj.License, "pslt_" + prog.Name, prog.Functions);
                 c._owned.Add(p);
                 c._programs.Add((prog, p));
             }

@@ -102,13 +102,40 @@ public sealed class BpfProgram : IDisposable
     /// Loads instructions. A program the verifier rejects throws a BadInputFormatException whose
     /// message carries the verifier log (the load is retried with log_level 1 to capture it).
     /// </summary>
-    public static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name)
+    public static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name) =>
+        Load(progType, instructions, license, name, []);
+
+    /// <summary>
+    /// Loads a program of several functions (<paramref name="functions"/>: where each starts, the program
+    /// itself at 0): their BTF is loaded first and passed as func_info, which the verifier requires of
+    /// a program with callbacks.
+    /// </summary>
+    public static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name, IReadOnlyList<(int Instruction, string Name)> functions)
+    {
+        if (functions.Count <= 1) return Load(progType, instructions, license, name, null, []);
+        var (btf, funcInfo) = FunctionBtf.Build(functions);
+        long btfFd = BpfCalls.BtfLoad(btf, Span<byte>.Empty);
+        if (btfFd < 0)
+        {
+            int e = Errno.Last;
+            if (e is Errno.EPERM) throw BpfMap.BpfError(e, $"BPF_BTF_LOAD ({name})");
+            byte[] log = new byte[1 << 16];
+            BpfCalls.BtfLoad(btf, log);
+            int nul = Array.IndexOf(log, (byte)0);
+            throw new BadInputFormatException($"The kernel rejected the BTF of BPF program {name}'s functions ({Errno.Name(e)}): {Encoding.UTF8.GetString(log, 0, nul < 0 ? log.Length : nul).TrimEnd()}");
+        }
+        using var btfHandle = new SafeFileDescriptor((int)btfFd);   // the loaded program keeps its own reference
+        return Load(progType, instructions, license, name, btfHandle, funcInfo);
+    }
+
+    private static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name, SafeFileDescriptor? btf, byte[] funcInfo)
     {
         if (instructions.Length == 0 || instructions.Length % BpfCalls.InsnSize != 0)
             throw new BadInputFormatException($"Program {name}: {instructions.Length} bytes is not a whole number of instructions.");
         byte[] lic = Encoding.ASCII.GetBytes(license + "\0");
         byte[] nameBytes = Encoding.ASCII.GetBytes(name);
-        long fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, Span<byte>.Empty);
+        int btfFd = btf?.Fd ?? -1;
+        long fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, Span<byte>.Empty, btfFd, funcInfo);
         if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);
         int errno = Errno.Last;
         if (errno is Errno.EPERM) throw BpfMap.BpfError(errno, $"BPF_PROG_LOAD ({name})");
@@ -116,7 +143,7 @@ public sealed class BpfProgram : IDisposable
         for (int size = 1 << 20; size <= 1 << 26; size <<= 2)
         {
             byte[] log = new byte[size];
-            fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, log);
+            fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, log, btfFd, funcInfo);
             if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);   // passed on the retry
             int e = Errno.Last;
             if (e == Errno.ENOSPC) continue;

@@ -14,6 +14,9 @@ public readonly record struct BpfMapRelocation(int InstructionIndex, string MapN
 /// <summary>One program: its ELF section ("tracepoint/syscalls/sys_enter_execve"), function name and instructions.</summary>
 public sealed record BpfProgramSpec(string Name, string Section, byte[] Instructions, IReadOnlyList<BpfMapRelocation> MapRelocations)
 {
+    /// <summary>Where each function of the program starts: the program itself at 0, then the .text functions appended after it.</summary>
+    public IReadOnlyList<(int Instruction, string Name)> Functions { get; init; } = [];
+
     /// <summary>"syscalls/sys_enter_execve" for a section "tracepoint/syscalls/sys_enter_execve".</summary>
     public string? Tracepoint => Section.StartsWith("tracepoint/", StringComparison.Ordinal) ? Section["tracepoint/".Length..] : null;
 
@@ -85,33 +88,109 @@ public sealed class BpfObject
             license = Encoding.ASCII.GetString(nul < 0 ? b : b[..nul]);
         }
 
+        // .text holds the static functions that are not inlined: bpf_loop callbacks and BPF-to-BPF
+        // calls. A program that refers to them gets a copy of .text appended (as libbpf does).
+        ElfSection? text = elf.Sections.FirstOrDefault(s => s.Name == ".text" && s.Type == ElfSection.SHT_PROGBITS && s.Size > 0);
         var programs = new List<BpfProgramSpec>();
         foreach (ElfSection section in elf.Sections)
         {
             const ulong SHF_EXECINSTR = 4;
-            if (section.Type != ElfSection.SHT_PROGBITS || (section.Flags & SHF_EXECINSTR) == 0 || section.Size == 0) continue;
-            if (section.Size % 8 != 0) throw new BadInputFormatException($"{name}: section {section.Name} is not a whole number of instructions.");
-            byte[] insns = elf.GetSectionBytes(section).ToArray();
+            if (section.Type != ElfSection.SHT_PROGBITS || (section.Flags & SHF_EXECINSTR) == 0 || section.Size == 0 || section == text) continue;
+            var linker = new ProgramLinker(elf, symbols, name, mapsSection, text);
+            byte[] insns = linker.Link(section);
             ElfSymbol? func = symbols.All.FirstOrDefault(s => s.SectionIndex == section.Index && s.Kind == ElfSymbolKind.Function && s.Value == 0);
-            var relocs = new List<BpfMapRelocation>();
-            ElfSection? rel = elf.Sections.FirstOrDefault(s => s.Type == ElfSection.SHT_REL && s.Info == (uint)section.Index);
-            if (rel is not null)
+            string progName = func?.Name ?? section.Name;
+            programs.Add(new BpfProgramSpec(progName, section.Name, insns, linker.MapRelocations)
             {
-                foreach (ElfRelocation r in elf.GetRelocations(rel))
-                {
-                    if (r.SymbolIndex >= symbols.Count) throw new BadInputFormatException($"{name}: relocation symbol {r.SymbolIndex} out of range.");
-                    ElfSymbol target = symbols[(int)r.SymbolIndex];
-                    if (r.Type != R_BPF_64_64 || mapsSection is null || target.SectionIndex != mapsSection.Index)
-                        throw new BadInputFormatException($"{name}: unsupported relocation (type {r.Type}) against '{target.Name}' in {section.Name}; only map references are supported.");
-                    if (r.Offset % 8 != 0 || r.Offset + 16 > (ulong)insns.Length || insns[r.Offset] != Interop.Bpf.BPF_LD_IMM64)
-                        throw new BadInputFormatException($"{name}: map relocation at {r.Offset} in {section.Name} is not on an ld_imm64 instruction.");
-                    relocs.Add(new BpfMapRelocation((int)(r.Offset / 8), target.Name));
-                }
-            }
-            programs.Add(new BpfProgramSpec(func?.Name ?? section.Name, section.Name, insns, relocs));
+                Functions = [(0, progName), .. linker.TextFunctions],
+            });
         }
         return new BpfObject(maps, programs, license);
     }
 
     private static uint U32(ReadOnlySpan<byte> b, int off) => BinaryPrimitives.ReadUInt32LittleEndian(b[off..]);
+
+    /// <summary>
+    /// One program's instructions with its relocations resolved: map references are listed for the
+    /// loader (which knows the map fds), references into .text (a callback's address in an ld_imm64,
+    /// a call) point at a copy of .text appended after the program, with .text's own map references.
+    /// </summary>
+    private sealed class ProgramLinker(ElfFile elf, ElfSymbolTable symbols, string name, ElfSection? mapsSection, ElfSection? text)
+    {
+        private const uint R_BPF_64_32 = 10;
+        private const byte BPF_CALL = 0x85, BPF_PSEUDO_CALL = 1, BPF_PSEUDO_FUNC = 4;
+        private readonly List<BpfMapRelocation> _maps = [];
+        private readonly List<(int, string)> _functions = [];
+
+        public IReadOnlyList<BpfMapRelocation> MapRelocations => _maps;
+
+        /// <summary>The .text functions appended to the program, where they start.</summary>
+        public IReadOnlyList<(int Instruction, string Name)> TextFunctions => _functions;
+
+        public byte[] Link(ElfSection section)
+        {
+            if (section.Size % 8 != 0) throw new BadInputFormatException($"{name}: section {section.Name} is not a whole number of instructions.");
+            byte[] own = elf.GetSectionBytes(section).ToArray();
+            var textRefs = Relocate(section, own, 0, out bool usesText);
+            if (!usesText) return own;
+            if (text is null || text.Size % 8 != 0) throw new BadInputFormatException($"{name}: {section.Name} calls into a missing or malformed .text section.");
+            int textBase = own.Length / 8;
+            byte[] all = new byte[own.Length + (int)text.Size];
+            own.CopyTo(all, 0);
+            elf.GetSectionBytes(text).CopyTo(all.AsSpan(own.Length));
+            textRefs.AddRange(Relocate(text, all, textBase, out _));
+            foreach (ElfSymbol f in symbols.All.Where(f => f.SectionIndex == text.Index && f.Kind == ElfSymbolKind.Function).OrderBy(f => f.Value))
+                _functions.Add((textBase + (int)(f.Value / 8), f.Name));
+            foreach (var (at, targetByte) in textRefs)
+            {
+                if (targetByte % 8 != 0 || targetByte / 8 >= (long)text.Size / 8) throw new BadInputFormatException($"{name}: a reference into .text at instruction {at} points outside it.");
+                int target = textBase + (int)(targetByte / 8);
+                int o = at * 8;
+                byte src = all[o] == BPF_CALL ? BPF_PSEUDO_CALL : BPF_PSEUDO_FUNC;
+                all[o + 1] = (byte)((all[o + 1] & 0x0f) | (src << 4));
+                BinaryPrimitives.WriteInt32LittleEndian(all.AsSpan(o + 4), target - (at + 1));   // relative to the next instruction
+            }
+            return all;
+        }
+
+        /// <summary>Reads the relocations of <paramref name="section"/>, whose code starts at instruction <paramref name="baseInsn"/> of <paramref name="insns"/>.</summary>
+        private List<(int At, long TargetByte)> Relocate(ElfSection section, byte[] insns, int baseInsn, out bool usesText)
+        {
+            usesText = false;
+            var textRefs = new List<(int, long)>();
+            ElfSection? rel = elf.Sections.FirstOrDefault(s => s.Type == ElfSection.SHT_REL && s.Info == (uint)section.Index);
+            if (rel is null) return textRefs;
+            foreach (ElfRelocation r in elf.GetRelocations(rel))
+            {
+                if (r.SymbolIndex >= symbols.Count) throw new BadInputFormatException($"{name}: relocation symbol {r.SymbolIndex} out of range.");
+                ElfSymbol target = symbols[(int)r.SymbolIndex];
+                ulong at = (ulong)baseInsn * 8 + r.Offset;
+                if (r.Offset % 8 != 0 || at + 8 > (ulong)insns.Length)
+                    throw new BadInputFormatException($"{name}: relocation at {r.Offset} in {section.Name} is not on an instruction.");
+                int idx = (int)(at / 8);
+                int imm = BinaryPrimitives.ReadInt32LittleEndian(insns.AsSpan((int)at + 4));
+                if (r.Type == R_BPF_64_64 && mapsSection is not null && target.SectionIndex == mapsSection.Index)
+                {
+                    if (at + 16 > (ulong)insns.Length || insns[at] != Interop.Bpf.BPF_LD_IMM64)
+                        throw new BadInputFormatException($"{name}: map relocation at {r.Offset} in {section.Name} is not on an ld_imm64 instruction.");
+                    _maps.Add(new BpfMapRelocation(idx, target.Name));
+                }
+                else if (text is not null && target.SectionIndex == text.Index && r.Type == R_BPF_64_64 && insns[at] == Interop.Bpf.BPF_LD_IMM64)
+                {
+                    // A function's address (a bpf_loop callback): the symbol (.text or the function) plus the addend in imm.
+                    textRefs.Add((idx, (long)target.Value + imm));
+                    usesText = true;
+                }
+                else if (text is not null && target.SectionIndex == text.Index && r.Type == R_BPF_64_32 && insns[at] == BPF_CALL)
+                {
+                    // call imm: clang leaves imm = (offset in .text of the callee) / 8 - 1 against the section symbol.
+                    textRefs.Add((idx, (long)target.Value + ((long)imm + 1) * 8));
+                    usesText = true;
+                }
+                else
+                    throw new BadInputFormatException($"{name}: unsupported relocation (type {r.Type}) against '{target.Name}' in {section.Name}; only map references and .text functions are supported.");
+            }
+            return textRefs;
+        }
+    }
 }
