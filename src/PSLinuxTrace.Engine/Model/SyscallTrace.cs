@@ -9,6 +9,12 @@ public abstract record TraceEvent
     /// <summary>Thread id (equal to Pid for the main thread).</summary>
     public int Tid { get; init; }
     public string ProcessName { get; init; } = "";
+    /// <summary>
+    /// The event's number in its trace, from 1. The eBPF engine counts lost events too: a gap of N
+    /// before an event is the <see cref="LostEventsEvent"/> of Count N just before it. 0 from the
+    /// ptrace engine, which loses nothing.
+    /// </summary>
+    public ulong Sequence { get; init; }
 }
 
 /// <summary>One system call, as strace shows it, with the raw values beside the decoded ones.</summary>
@@ -67,6 +73,23 @@ public sealed record ProcessExitEvent : TraceEvent
     public override string ToString() => Signal is null ? $"+++ exited with {ExitCode} +++" : $"+++ killed by {Signal}{(CoreDumped ? " (core dumped)" : "")} +++";
 }
 
+/// <summary>
+/// Events the eBPF engine's kernel half could not hand over (its ring buffer was full: -BufferSize
+/// sizes it), written where the loss was seen. Pid and Tid are 0: the lost events' tasks are unknown.
+/// </summary>
+public sealed record LostEventsEvent : TraceEvent
+{
+    /// <summary>How many events were lost here.</summary>
+    public long Count { get; init; }
+    /// <summary>The CPU whose events were lost; -1 when only the kernel's totals at the end of the trace tell.</summary>
+    public int Cpu { get; init; }
+
+    public override string ToString() => $"--- {Count} event(s) lost on CPU {Cpu} ---";
+}
+
+/// <summary>Which engine traced: ptrace (the tracee stops at every call) or eBPF (it never stops).</summary>
+public enum TraceEngine { Ptrace, Bpf }
+
 /// <summary>How a traced task came to be.</summary>
 public enum ProcessStartKind { Launch, Attach, Fork, VFork, Clone, Thread, Exec }
 
@@ -78,6 +101,8 @@ public sealed record ProcessStartEvent : TraceEvent
     public int ParentTid { get; init; }
     /// <summary>For Exec: the program now running (from /proc/PID/exe).</summary>
     public string? ExecutablePath { get; init; }
+    /// <summary>The engine that traces this task (say which on Launch and Attach events).</summary>
+    public TraceEngine Engine { get; init; }
 
     public override string ToString() => $"+++ {Kind} {Tid} (parent {ParentTid}) +++";
 }
