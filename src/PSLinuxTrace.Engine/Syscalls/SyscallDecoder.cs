@@ -229,7 +229,7 @@ public sealed partial class SyscallDecoder
     {
         var parts = new List<string>();
         Span<byte> ptrs = stackalloc byte[8 * 32];
-        int n = t.Read(address, ptrs);
+        int n = ReadPointers(t, address, ptrs);
         for (int i = 0; i + 8 <= n; i += 8)
         {
             ulong p = BinaryPrimitives.ReadUInt64LittleEndian(ptrs[i..]);
@@ -242,10 +242,29 @@ public sealed partial class SyscallDecoder
     private static int CountPointers(ITraceeState t, ulong address)
     {
         Span<byte> ptrs = stackalloc byte[8 * 512];
-        int n = t.Read(address, ptrs);
+        int n = ReadPointers(t, address, ptrs);
         for (int i = 0; i + 8 <= n; i += 8)
             if (BinaryPrimitives.ReadUInt64LittleEndian(ptrs[i..]) == 0) return i / 8;
         return n / 8;
+    }
+
+    /// <summary>
+    /// A NULL-terminated pointer array, read a page at a time and no further than its NULL: what lies
+    /// after the array is not the decoder's business, and may be memory the eBPF engine could not copy.
+    /// </summary>
+    private static int ReadPointers(ITraceeState t, ulong address, Span<byte> buffer)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int want = Math.Min(buffer.Length - done, 4096 - (int)((address + (ulong)done) & 4095));
+            int n = t.Read(address + (ulong)done, buffer.Slice(done, want));
+            for (int i = done & ~7; i + 8 <= done + n; i += 8)
+                if (BinaryPrimitives.ReadUInt64LittleEndian(buffer[i..]) == 0) return i + 8;
+            done += n;
+            if (n < want) break;
+        }
+        return done;
     }
 
     private static string Clone3(ITraceeState t, ulong address)
