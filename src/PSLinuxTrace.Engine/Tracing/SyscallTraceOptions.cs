@@ -24,6 +24,15 @@ public sealed record SyscallTraceOptions
     /// (seccomp-bpf SECCOMP_RET_TRACE + PTRACE_O_TRACESECCOMP, as strace --seccomp-bpf).
     /// </summary>
     public bool UseSeccomp { get; init; } = true;
+    /// <summary>
+    /// The eBPF engine's ring buffer, in bytes (a power of two): what the kernel holds while the
+    /// consumer is behind. A finished call with no copies takes 104 bytes, so the default holds about
+    /// 160,000 calls; when it is full, events are lost and reported as such.
+    /// </summary>
+    public int BufferSize { get; init; } = DefaultBufferSize;
+
+    public const int DefaultBufferSize = 16 << 20;
+
     /// <summary>Events buffered between the tracer thread and the consumer.</summary>
     public int ChannelCapacity { get; init; } = 4096;
     public ISyscallArchitecture Architecture { get; init; } = SyscallArchitectureX64.Instance;
