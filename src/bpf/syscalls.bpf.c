@@ -126,7 +126,8 @@ struct config {
     // what to do
     u32 follow, failed_only, summary;
     s32 nr_execve, nr_execveat, nr_clone, nr_clone3, nr_fork, nr_vfork;
-    u32 pad[3];
+    u32 task_mm, mm_arg_start;   // mm_struct: arg_start, arg_end, env_start, env_end follow each other
+    u32 pad;
 };   // 128
 
 struct task { u32 tgid; u32 flags; };
@@ -498,7 +499,7 @@ int sys_enter(struct raw_args *ctx)
                 r->nr = n;
                 u32 faulted = 0, retry = 0;
                 u32 off = copy_args(s, sizeof(struct enter_rec), 0, n, in.args, 0, 0, 0, &retry, &faulted);
-                in.retry = sp->flags & SC_NO_RETRY ? 0 : retry;
+                in.retry = retry;
                 r->h.flags = ((faulted >> 8) & 1) * RF_COPIES_CUT;
                 r->copies = off;
                 // REC_ENTER takes no sequence number: its loss is flagged in the call's own record.
@@ -552,9 +553,11 @@ INLINE void report_call(struct config *c, struct inflight *e, u32 tid, s64 ret, 
             fd_identity(c, (s32)ret, &id);
             off = put_fd(area, off, &id, 6, CF_EXIT);
         }
+        // A call that replaces the memory (execve) is retried only when it failed and so replaced nothing.
+        u32 retry = (sp->flags & SC_NO_RETRY) && !is_error(ret) ? 0 : e->retry;
         u32 refaulted = 0;
-        off = copy_args(s, sizeof(struct syscall_rec), off, nr, e->args, ret, 1, e->retry, &refaulted, &faulted);
-        if (refaulted & e->retry) count(C_FAULTS);
+        off = copy_args(s, sizeof(struct syscall_rec), off, nr, e->args, ret, 1, retry, &refaulted, &faulted);
+        if (refaulted & retry) count(C_FAULTS);
     }
     r->h.flags |= ((faulted >> 8) & 1) * RF_COPIES_CUT;
     r->copies = off;
@@ -659,8 +662,9 @@ int on_exec(struct raw_args *ctx)
     r->pad = 0;
     // The filename as execve was given it (a fallback for /proc/PID/exe once the process is gone).
     const char *name = rdptr(bprm + c->bprm_filename);
-    struct copy *cp = (struct copy *)(s + sizeof(struct exec_rec));
-    long n = name ? bpf_probe_read_kernel_str(s + sizeof(struct exec_rec) + 16, PAGE, name) : -1;
+    char *area = s + sizeof(struct exec_rec);
+    struct copy *cp = (struct copy *)area;
+    long n = name ? bpf_probe_read_kernel_str(area + 16, PAGE, name) : -1;
     cp->addr = 0;
     cp->len = n > 0 ? (u32)n : 0;
     cp->arg = 0;
@@ -668,8 +672,20 @@ int on_exec(struct raw_args *ctx)
     cp->flags = 0;
     cp->pad = 0;
     u32 off = 16 + ((cp->len + 7) & ~7u);
+    // When the execve's entry copies faulted (a fork child's first touch of a string literal: fork
+    // copies no page table entries of file mappings), its argv and envp are still here, as the kernel
+    // copied them to the new stack: mm->arg_start..arg_end and env_start..env_end, present pages.
+    struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+    if (in && in->retry) {
+        const char *mm = rdptr((const char *)bpf_get_current_task() + c->task_mm);
+        u64 areas[4] = {};
+        if (mm) bpf_probe_read_kernel(areas, sizeof areas, mm + c->mm_arg_start);
+        u32 f = 0;
+        if (areas[1] > areas[0]) off = put_mem(area, off, areas[0], areas[1] - areas[0] < BUF_MAX ? areas[1] - areas[0] : BUF_MAX, 1, 0, &f);
+        if (areas[3] > areas[2]) off = put_mem(area, off, areas[2], areas[3] - areas[2] < BUF_MAX ? areas[3] - areas[2] : BUF_MAX, 2, 0, &f);
+    }
     r->copies = off;
-    BOUND(off, 2 * PAGE - 1);
+    BOUND(off, AREA - 1);
     emit(s, sizeof(struct exec_rec) + off, 0);
     return 0;
 }

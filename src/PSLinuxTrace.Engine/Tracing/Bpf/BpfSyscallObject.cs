@@ -67,6 +67,8 @@ internal static class BpfSyscallObject
             summary ? 1u : 0u,
             (uint)arch.Number("execve"), (uint)arch.Number("execveat"), (uint)arch.Number("clone"),
             (uint)arch.Number("clone3"), (uint)arch.Number("fork"), (uint)arch.Number("vfork"),
+            btf.MemberOffset("task_struct", "mm"),
+            btf.MemberOffset("mm_struct", "arg_start"),
         ];
         byte[] bytes = new byte[ConfigSize];
         for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), v[i]);

@@ -17,8 +17,10 @@ public sealed partial class BpfSyscallTracer
     private readonly HashSet<int> _live = new();                 // tasks we saw start and not yet exit
     private readonly Dictionary<int, string> _comm = new();      // tgid -> comm
     private readonly Dictionary<int, (long EnterNs, List<Copy> Copies)> _entries = new();   // tid -> the REC_ENTER of its call in flight
+    private readonly Dictionary<int, List<Copy>> _execImages = new();   // tid -> what its exec record copied, for its execve
     private readonly uint[] _lastSequence;                       // per CPU: the last record number seen
     private ulong _sequence;
+    private long _lostTotal;
     private ulong _reportedInflightFull, _reportedTracedFull, _reportedEntryLost;
 
     private void OnRecord(ReadOnlySpan<byte> rec)
@@ -54,7 +56,9 @@ public sealed partial class BpfSyscallTracer
     {
         Emit(new LostEventsEvent { Timestamp = when, Count = count, Cpu = cpu, Sequence = _sequence + 1 });
         _sequence += (ulong)count;
-        _log.LogWarning("{Count} event(s) lost on CPU {Cpu}: the ring buffer was full; -BufferSize {Size} makes it larger.", count, cpu, _options.BufferSize * 2);
+        if (_lostTotal == 0)
+            _log.LogWarning("Events were lost: the ring buffer ({Size} bytes) was full; LostEventsEvent objects in the output say where and how many. -BufferSize sets its size.", _options.BufferSize);
+        _lostTotal += count;
     }
 
     private DateTime Time(long bootNs) => DateTime.UnixEpoch.AddTicks((bootNs + _bootToRealtimeNs) / 100);
@@ -67,6 +71,8 @@ public sealed partial class BpfSyscallTracer
         List<Copy> copies = [];
         if (_entries.Remove(h.Tid, out var entry) && entry.EnterNs == h.BootNs) copies = entry.Copies;
         if (copiesLength > 0) Copies(rec[SyscallSize..], copiesLength, copies);
+        if (_execImages.Remove(h.Tid, out var image) && _arch.Name(nr) is "execve" or "execveat")
+            ExecveCopies.Complete(_arch.Name(nr), args, copies, image);
         bool unfinished = (h.Flags & RecordHeader.Unfinished) != 0;
         Emit(Decode(h.Pid, h.Tid, nr, args, ret, unfinished, copies, Time(h.BootNs), TimeSpan.FromTicks(Math.Max(0, exitNs - h.BootNs) / 100)));
     }
@@ -157,6 +163,7 @@ public sealed partial class BpfSyscallTracer
         }
         _live.Add(h.Tid);
         _comm[h.Pid] = comm;
+        _execImages[h.Tid] = copies;
         Emit(new ProcessStartEvent
         {
             Timestamp = Time(h.BootNs), Pid = h.Pid, Tid = h.Tid, ProcessName = comm, Kind = ProcessStartKind.Exec, ParentTid = former,
@@ -183,6 +190,7 @@ public sealed partial class BpfSyscallTracer
         int code = I32(rec, 24);
         _live.Remove(h.Tid);
         _entries.Remove(h.Tid);
+        _execImages.Remove(h.Tid);
         if ((h.Flags & RecordHeader.Replaced) != 0) return;   // the leader another thread's execve replaced: ptrace reports no exit either
         bool signaled = (code & 0x7f) != 0;
         Emit(new ProcessExitEvent

@@ -274,6 +274,7 @@ public sealed partial class BpfSyscallTracer
             ReportTailLosses();
             ReportKernelCounters();
             if (_summary is not null) ReadTotals(_summary);
+            if (_lostTotal > 0) _log.LogWarning("{Count} event(s) lost in all.", _lostTotal);
         }
         Teardown();
         ReapLaunchedBlocking();
