@@ -90,7 +90,7 @@ public sealed partial class BpfSyscallTracer
         }
         else
         {
-            var view = new CopiedTracee(tid, pid, copies, failed && ret == -Errno.EFAULT, _fds);
+            var view = new CopiedTracee(tid, copies, failed && ret == -Errno.EFAULT, _fds);
             string?[] entry = _decoder.DecodeEntry(view, name, args);
             if (unfinished)
             {
@@ -126,7 +126,7 @@ public sealed partial class BpfSyscallTracer
         const ulong ONoFollow = 0x20000;
         ulong flags = name switch { "open" => args[1], "openat" => args[2], _ => 0 };
         long dirFd = pathArg == 1 ? (int)args[0] : FdPathResolver.AtFdCwd;
-        _fds.LearnFromOpen(pid, tid, path, dirFd, (flags & ONoFollow) == 0, result.Identity);
+        _fds.LearnFromOpen(tid, path, dirFd, (flags & ONoFollow) == 0, result.Identity);
     }
 
     private void OnFork(in RecordHeader h, ReadOnlySpan<byte> rec)
@@ -199,7 +199,6 @@ public sealed partial class BpfSyscallTracer
             ExitCode = signaled ? null : (code >> 8) & 0xff, Signal = signaled ? Signals.Name(code & 0x7f) : null,
             CoreDumped = signaled && (code & 0x80) != 0, IsThread = h.Tid != h.Pid, Sequence = ++_sequence,
         });
-        if (h.Tid == h.Pid) _fds.Forget(h.Pid);
     }
 
     private void OnSignal(in RecordHeader h, ReadOnlySpan<byte> rec)

@@ -79,6 +79,7 @@ public sealed partial class BpfSyscallTracer
             t._launchedPid = pid;
             // The shell's own calls until its execve of the program are not reported (TF_SUPPRESS).
             t.AddTask(pid, pid, BpfSyscallObject.TaskSuppress);
+            t._fds.Seed(pid);   // the fds the program inherits (stdin, stdout, redirects)
             string comm = ReadComm(pid);
             t._comm[pid] = comm;
             t._live.Add(pid);
@@ -188,6 +189,7 @@ public sealed partial class BpfSyscallTracer
         int tgid = ReadStatus(pid)?.Tgid ?? throw new ProcessNotFoundException(pid);
         string comm = ReadComm(tgid);
         _comm[tgid] = comm;
+        _fds.Seed(tgid);
         var seen = new HashSet<int>();
         for (bool more = true; more;)
         {

@@ -36,7 +36,7 @@ internal sealed record Copy(ulong Address, byte Argument, CopyKind Kind, byte Fl
 /// when the call itself failed with EFAULT: then the kernel could not read the address either, and
 /// it shows as an unreadable pointer, as the ptrace engine shows it.
 /// </summary>
-internal sealed class CopiedTracee(int tid, int tgid, IReadOnlyList<Copy> copies, bool badAddress, FdPathResolver fds) : ITraceeState
+internal sealed class CopiedTracee(int tid, IReadOnlyList<Copy> copies, bool badAddress, FdPathResolver fds) : ITraceeState
 {
     public int Tid { get; } = tid;
 
@@ -80,7 +80,7 @@ internal sealed class CopiedTracee(int tid, int tgid, IReadOnlyList<Copy> copies
     {
         foreach (Copy k in copies)
             if (k.Kind == CopyKind.Fd && (long)k.Address == fd)
-                return k.Identity.Inode == 0 ? null : fds.Resolve(tgid, Tid, fd, k.Identity);
+                return k.Identity.Inode == 0 ? null : fds.Resolve(Tid, fd, k.Identity);
         return null;   // not copied: the number alone, never a path that may belong to another file
     }
 
