@@ -15,6 +15,7 @@ namespace PSLinuxTrace.Engine.Bpf;
 public sealed class BpfCollection : IDisposable
 {
     private readonly List<IDisposable> _owned = [];   // in creation order; disposed in reverse
+    private readonly List<IDisposable> _links = [];
     private readonly Dictionary<string, BpfMap> _maps = new(StringComparer.Ordinal);
     private readonly List<(BpfProgramSpec Spec, BpfProgram Program)> _programs = [];
     private readonly ILogger _log;
@@ -113,7 +114,7 @@ public sealed class BpfCollection : IDisposable
             IDisposable link = spec.RawTracepoint is { } raw
                 ? RawTracepointAttachment.Attach(program, raw)
                 : TracepointAttachment.Attach(program, spec.Tracepoint!);
-            _owned.Add(link);
+            _links.Add(link);
             _log.LogDebug("Loaded {Program} ({Count} instructions) and attached it to {Tracepoint}.", spec.Name, spec.Instructions.Length / 8, spec.RawTracepoint ?? spec.Tracepoint);
         }
     }
@@ -121,11 +122,22 @@ public sealed class BpfCollection : IDisposable
     /// <summary>The kernel ids of the loaded programs (for `bpftool prog show id N`).</summary>
     public IReadOnlyList<uint> ProgramIds => _programs.Select(p => p.Program.Id).ToArray();
 
-    /// <summary>Detaches (attachments were made last), then closes ring readers, programs and maps.</summary>
+    /// <summary>
+    /// Detaches every program: no new record or map change comes after this returns, so what the maps
+    /// and ring buffer hold is final (read it, then Dispose).
+    /// </summary>
+    public void Detach()
+    {
+        for (int i = _links.Count - 1; i >= 0; i--) _links[i].Dispose();
+        _links.Clear();
+    }
+
+    /// <summary>Detaches, then closes ring readers, programs and maps.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        Detach();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _owned.Clear();
     }

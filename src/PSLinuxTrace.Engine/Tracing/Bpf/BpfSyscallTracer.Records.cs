@@ -242,16 +242,28 @@ public sealed partial class BpfSyscallTracer
     }
 
     /// <summary>Records lost after the last one seen on a CPU: only the kernel's record numbers tell.</summary>
-    private void ReportTailLosses()
+    private void ReportTailLosses(RingBufferReader.RecordHandler handler)
     {
-        byte[]? all = _seqs!.TryLookup(Key(0));
-        if (all is null) return;
-        for (int cpu = 0; cpu < _lastSequence.Length; cpu++)
+        uint[] kernel = new uint[_lastSequence.Length];
+        for (int attempt = 0; ; attempt++)
         {
-            uint kernel = (uint)BinaryPrimitives.ReadUInt64LittleEndian(all.AsSpan(cpu * _seqs.PerCpuStride));
-            uint gap = kernel - _lastSequence[cpu];
+            byte[]? all = _seqs!.TryLookup(Key(0));
+            if (all is null) return;
+            bool behind = false;
+            for (int cpu = 0; cpu < kernel.Length; cpu++)
+            {
+                kernel[cpu] = (uint)BinaryPrimitives.ReadUInt64LittleEndian(all.AsSpan(cpu * _seqs.PerCpuStride));
+                behind |= kernel[cpu] != _lastSequence[cpu];
+            }
+            if (!behind || attempt == 5) break;
+            Thread.Sleep(2);   // a record still being written by a program that was running at the detach
+            _ring!.Consume(handler);
+        }
+        for (int cpu = 0; cpu < kernel.Length; cpu++)
+        {
+            uint gap = kernel[cpu] - _lastSequence[cpu];
             if (gap > 0 && gap < 1u << 31) EmitLost(cpu, gap, DateTime.UtcNow);
-            _lastSequence[cpu] = kernel;
+            _lastSequence[cpu] = kernel[cpu];
         }
     }
 

@@ -271,9 +271,12 @@ public sealed partial class BpfSyscallTracer
         if (_ring is not null)
         {
             if (_stoppedEarly && _launchedPid > 0) KillTracedTree(handler);
+            // Detached, the programs start no new run; one already running on another CPU finishes
+            // within microseconds, which ReportTailLosses waits for before it calls a gap a loss.
+            _bpf!.Detach();
             _ring.Consume(handler);
+            ReportTailLosses(handler);
             if (_stoppedEarly) ReportInflightAsUnfinished();
-            ReportTailLosses();
             ReportKernelCounters();
             if (_summary is not null) ReadTotals(_summary);
             if (_lostTotal > 0) _log.LogWarning("{Count} event(s) lost in all.", _lostTotal);
