@@ -99,6 +99,9 @@ public abstract class PSLinuxTraceCmdlet : PSCmdlet, IDisposable
 
     public void Dispose()
     {
+        // Select-Object -First ends the pipeline by disposing us, without StopProcessing: the engine
+        // must learn the consumer is gone (a launched program is then killed, a trace torn down).
+        _stop.Cancel();
         DisposeResources();
         _stop.Dispose();
         GC.SuppressFinalize(this);

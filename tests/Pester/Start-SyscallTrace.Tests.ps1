@@ -99,3 +99,46 @@ Describe 'Start-SyscallTrace -Id' {
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
     }
 }
+
+Describe 'Start-SyscallTrace -Engine' {
+    It 'traces with eBPF under Auto as root, and says so' {
+        $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList basic -RedirectStandardOutput /dev/null -Verbose 4>&1
+        $verbose = $events | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        ($verbose | Where-Object Message -like 'Engine Bpf:*') | Should -Not -BeNullOrEmpty
+        ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.ProcessStartEvent] -and $_.Kind -eq 'Launch' }).Engine | Should -Be 'Bpf'
+        $calls = $events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] }
+        ($calls | Where-Object Name -eq getppid).Count | Should -Be 3
+        $calls[0].Line | Should -BeLike "execve(`"$Fixture`", *"
+    }
+
+    It 'stops at Select-Object -First and kills what it launched' {
+        $first = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 100000000 -Engine Bpf -Syscall getppid -RedirectStandardOutput /dev/null |
+            Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] } | Select-Object -First 5
+        $first.Count | Should -Be 5
+        Start-Sleep -Milliseconds 200
+        Test-Path "/proc/$($first[0].Pid)" | Should -BeFalse
+    }
+
+    It 'writes LostEventsEvent objects when the buffer is too small, and their counts add up' {
+        $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 100000 -Engine Bpf -Syscall getppid -BufferSize 16384 -RedirectStandardOutput /dev/null -WarningAction SilentlyContinue
+        $lost = ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.LostEventsEvent] } | Measure-Object Count -Sum).Sum
+        $calls = ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] }).Count
+        $lost | Should -BeGreaterThan 0
+        # every getppid, plus the exec and exit records
+        $records = $calls + ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.ProcessExitEvent] -or ($_ -is [PSLinuxTrace.Engine.Model.ProcessStartEvent] -and $_.Kind -eq 'Exec') }).Count
+        $records + $lost | Should -Be 100002
+    }
+
+    It 'is PermissionDenied naming CAP_BPF and CAP_PERFMON without them, and Auto falls back to ptrace' {
+        $module = Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1'
+        # This pwsh again: its apphost next to pwsh.dll (a dotnet-tool pwsh runs as "dotnet").
+        $pwsh = Join-Path $PSHOME 'pwsh'
+        $script = "Import-Module '$module'; " +
+            "try { Start-SyscallTrace -FilePath /bin/true -Engine Bpf -ErrorAction Stop } catch { 'ERR ' + `$_.CategoryInfo.Category + ' ' + `$_.Exception.Message }; " +
+            "Start-SyscallTrace -FilePath /bin/true -Syscall execve -Verbose 4>&1 | Where-Object { `$_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message"
+        $out = & setpriv --bounding-set '-bpf,-perfmon,-sys_admin' $pwsh -NoProfile -Command $script
+        $err = $out | Where-Object { $_ -like 'ERR *' }
+        $err | Should -BeLike 'ERR PermissionDenied *CAP_BPF, CAP_PERFMON*'
+        $out | Where-Object { $_ -like 'Engine Ptrace: Auto: this process lacks CAP_BPF, CAP_PERFMON*' } | Should -Not -BeNullOrEmpty
+    }
+}
