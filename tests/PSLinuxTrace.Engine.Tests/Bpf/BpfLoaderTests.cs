@@ -7,6 +7,7 @@ using Xunit;
 namespace PSLinuxTrace.Engine.Tests.Bpf;
 
 /// <summary>The loader on Start-SyscallTrace's BPF object: the committed object, its linking, its loading and its teardown.</summary>
+[Collection("Exec")]   // with every test that loads BPF programs: some count this process's BPF fds
 public sealed class BpfLoaderTests
 {
     private const string Resource = "syscalls.bpf.o";

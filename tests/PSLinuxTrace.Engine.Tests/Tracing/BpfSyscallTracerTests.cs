@@ -12,7 +12,9 @@ namespace PSLinuxTrace.Engine.Tests.Tracing;
 /// The eBPF engine against real programs (tests/Fixtures/syscalls.c), compared with the ptrace
 /// engine on the same program, and with strace -c for counts.
 /// </summary>
-[Collection("SyscallTracer")]   // one trace at a time: the box has 2 busy cores
+// With every test that loads BPF programs (the Exec collection), one at a time: some count this
+// process's BPF fds, which a BPF test running beside them would change.
+[Collection("Exec")]
 public sealed class BpfSyscallTracerTests
 {
     private const string Bpf = "CAP_BPF and CAP_PERFMON";

@@ -33,14 +33,36 @@ internal static class BpfSyscallObject
 
     public const uint TaskSuppress = 1;         // TF_SUPPRESS
 
+    // The running kernel's offsets do not change while we run: read BTF (some 20 ms) once per process.
+    private static uint[]? _kernelOffsets;
+
     /// <summary>struct config: BTF offsets, then the switches and the architecture's process-call numbers.</summary>
-    public static byte[] BuildConfig(Btf btf, SyscallTraceOptions o, bool summary)
+    public static byte[] BuildConfig(SyscallTraceOptions o, bool summary)
     {
         ISyscallArchitecture arch = o.Architecture;
+        uint[] k = _kernelOffsets ??= KernelOffsets(Btf.LoadVmlinux());
+        uint[] v =
+        [
+            .. k[..20],
+            o.FollowForks ? 1u : 0u,
+            o.FailedOnly ? 1u : 0u,
+            summary ? 1u : 0u,
+            (uint)arch.Number("execve"), (uint)arch.Number("execveat"), (uint)arch.Number("clone"),
+            (uint)arch.Number("clone3"), (uint)arch.Number("fork"), (uint)arch.Number("vfork"),
+            .. k[20..],
+        ];
+        byte[] bytes = new byte[ConfigSize];
+        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), v[i]);
+        return bytes;
+    }
+
+    /// <summary>The struct member offsets of struct config, in its order (the switches go between the first 20 and the last 2).</summary>
+    private static uint[] KernelOffsets(Btf btf)
+    {
         uint groupExecTask;
         try { groupExecTask = btf.MemberOffset("signal_struct", "group_exec_task"); }
         catch (UnsupportedFeatureException) { groupExecTask = 0; }   // before Linux 5.17 (group_exit_task): the replaced leader's exit shows
-        uint[] v =
+        return
         [
             btf.MemberOffset("task_struct", "pid"),
             btf.MemberOffset("task_struct", "tgid"),
@@ -62,17 +84,9 @@ internal static class BpfSyscallObject
             btf.MemberOffset("dentry", "d_inode"),
             btf.MemberOffset("linux_binprm", "file"),
             btf.MemberOffset("linux_binprm", "filename"),
-            o.FollowForks ? 1u : 0u,
-            o.FailedOnly ? 1u : 0u,
-            summary ? 1u : 0u,
-            (uint)arch.Number("execve"), (uint)arch.Number("execveat"), (uint)arch.Number("clone"),
-            (uint)arch.Number("clone3"), (uint)arch.Number("fork"), (uint)arch.Number("vfork"),
             btf.MemberOffset("task_struct", "mm"),
             btf.MemberOffset("mm_struct", "arg_start"),
         ];
-        byte[] bytes = new byte[ConfigSize];
-        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), v[i]);
-        return bytes;
     }
 
     /// <summary>

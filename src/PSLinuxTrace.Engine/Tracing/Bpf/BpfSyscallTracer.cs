@@ -132,9 +132,8 @@ public sealed partial class BpfSyscallTracer
     {
         RequireInitialPidNamespace();
         Tracefs.Root();
-        Btf btf = Btf.LoadVmlinux();
         bool summary = _summary is not null;
-        byte[] config = BpfSyscallObject.BuildConfig(btf, _options, summary);
+        byte[] config = BpfSyscallObject.BuildConfig(_options, summary);
         _bpf = BpfCollection.Load(BpfSyscallObject.Resource, new Dictionary<string, uint>
         {
             ["events"] = (uint)_options.BufferSize,
