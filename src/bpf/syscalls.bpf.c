@@ -55,6 +55,8 @@ static long (*bpf_probe_read_user_str)(void *dst, u32 size, const void *src) = (
 static long (*bpf_probe_read_kernel_str)(void *dst, u32 size, const void *src) = (void *)115;
 static u64 (*bpf_ktime_get_boot_ns)(void) = (void *)125;
 static long (*bpf_ringbuf_output)(void *ringbuf, void *data, u64 size, u64 flags) = (void *)130;
+static void *(*bpf_ringbuf_reserve)(void *ringbuf, u64 size, u64 flags) = (void *)131;
+static void (*bpf_ringbuf_submit)(void *data, u64 flags) = (void *)132;
 static long (*bpf_loop)(u32 nr, void *callback, void *ctx, u64 flags) = (void *)181;
 
 #define MAX_NR 1024           // syscall numbers the maps hold (x86_64 ends at 469)
@@ -116,6 +118,9 @@ struct sc_spec { u32 flags; u32 pad; struct arg_spec arg[6]; };   // 56
 #define SC_TRACK 2            // keep it in flight even when not reported (the fork record needs clone's flags)
 #define SC_RET_FD 4           // returns an fd: copy its identity
 #define SC_NO_RETRY 8         // replaces the memory on success (execve): no second try at exit
+#define SC_ENTRY_COPIES 16    // has memory to copy at entry (so a REC_ENTER)
+#define SC_EXIT_COPIES 32     // has memory to copy at exit
+#define SC_FDS 64             // has fd arguments
 
 struct config {
     // offsets from vmlinux BTF (bytes)
@@ -138,6 +143,7 @@ struct fdid { u64 ino; u32 dev; s32 fd; };   // 16; dev in the kernel's encoding
 struct inflight { u64 enter_ns; u64 args[6]; u32 nr; u32 flags; struct fdid fds[2]; u32 retry; u32 nfd; };   // 104
 #define IF_SELECTED 1
 #define IF_ENTRY_LOST 2
+#define IF_ACTIVE 4           // a call is in flight; the slot itself stays until the task exits
 
 struct totals { u64 calls, errors, ns; };
 
@@ -469,49 +475,53 @@ int sys_enter(struct raw_args *ctx)
     struct sc_spec *sp = bpf_map_lookup_elem(&syscalls, &n);
     if (!sp || !(sp->flags & (SC_SELECTED | SC_TRACK))) return 0;
 
-    struct inflight in = {};
-    in.enter_ns = bpf_ktime_get_boot_ns();
-    in.nr = n;
+    // The task's slot, written in place: an update and a delete per call cost more than the rest.
+    struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+    if (!in) {
+        struct inflight zero = {};
+        if (bpf_map_update_elem(&inflight, &tid, &zero, BPF_ANY) < 0) { count(C_INFLIGHT_FULL); return 0; }
+        in = bpf_map_lookup_elem(&inflight, &tid);
+        if (!in) return 0;
+    }
+    in->enter_ns = bpf_ktime_get_boot_ns();
+    in->nr = n;
+    in->nfd = 0;
+    in->retry = 0;
     struct regs_args ra = {};
     bpf_probe_read_kernel(&ra, sizeof ra, (const char *)ctx->args[0] + 56);
-    in.args[0] = ra.di; in.args[1] = ra.si; in.args[2] = ra.dx;
-    in.args[3] = ra.r10; in.args[4] = ra.r8; in.args[5] = ra.r9;
-    if (sp->flags & SC_SELECTED) {
-        in.flags = IF_SELECTED;
-        int want_copies = 0;
+    in->args[0] = ra.di; in->args[1] = ra.si; in->args[2] = ra.dx;
+    in->args[3] = ra.r10; in->args[4] = ra.r8; in->args[5] = ra.r9;
+    in->flags = IF_ACTIVE;
+    if (!(sp->flags & SC_SELECTED)) return 0;
+    in->flags = IF_ACTIVE | IF_SELECTED;
+    if (sp->flags & SC_FDS) {
         for (u32 i = 0; i < 6; i++) {
-            struct arg_spec *a = &sp->arg[i];
-            if (a->kind == AK_FD && in.nfd < 2) {
-                fd_identity(c, (s32)in.args[i], &in.fds[in.nfd & 1]);
-                in.nfd++;
-            }
-            if (is_mem_kind(a->kind) && a->when == W_ENTRY && in.args[i]) want_copies = 1;
-        }
-        if (want_copies) {
-            char *s = scratch_area();
-            if (s) {
-                struct enter_rec *r = (struct enter_rec *)s;
-                r->h.kind = REC_ENTER;
-                r->h.flags = 0;
-                r->h.pid = bpf_get_current_pid_tgid() >> 32;
-                r->h.tid = tid;
-                r->h.ns = in.enter_ns;
-                r->nr = n;
-                u32 faulted = 0, retry = 0;
-                u32 off = copy_args(s, sizeof(struct enter_rec), 0, n, in.args, 0, 0, 0, &retry, &faulted);
-                in.retry = retry;
-                r->h.flags = ((faulted >> 8) & 1) * RF_COPIES_CUT;
-                r->copies = off;
-                // REC_ENTER takes no sequence number: its loss is flagged in the call's own record.
-                BOUND(off, AREA - 1);
-                u64 size = sizeof(struct enter_rec) + off;
-                r->h.seq = 0;
-                r->h.cpu = bpf_get_smp_processor_id();
-                if (bpf_ringbuf_output(&events, s, size, 0) < 0) { in.flags |= IF_ENTRY_LOST; count(C_ENTRY_LOST); }
-            }
+            if (sp->arg[i].kind != AK_FD || in->nfd >= 2) continue;
+            fd_identity(c, (s32)in->args[i], &in->fds[in->nfd & 1]);
+            in->nfd++;
         }
     }
-    if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY) < 0) count(C_INFLIGHT_FULL);
+    if (!(sp->flags & SC_ENTRY_COPIES)) return 0;
+    char *s = scratch_area();
+    if (!s) return 0;
+    struct enter_rec *r = (struct enter_rec *)s;
+    r->h.kind = REC_ENTER;
+    r->h.flags = 0;
+    r->h.pid = bpf_get_current_pid_tgid() >> 32;
+    r->h.tid = tid;
+    r->h.ns = in->enter_ns;
+    r->nr = n;
+    u32 faulted = 0, retry = 0;
+    u32 off = copy_args(s, sizeof(struct enter_rec), 0, n, in->args, 0, 0, 0, &retry, &faulted);
+    in->retry = retry;
+    r->h.flags = ((faulted >> 8) & 1) * RF_COPIES_CUT;
+    r->copies = off;
+    // REC_ENTER takes no sequence number: its loss is flagged in the call's own record.
+    BOUND(off, AREA - 1);
+    u64 size = sizeof(struct enter_rec) + off;
+    r->h.seq = 0;
+    r->h.cpu = bpf_get_smp_processor_id();
+    if (bpf_ringbuf_output(&events, s, size, 0) < 0) { in->flags |= IF_ENTRY_LOST; count(C_ENTRY_LOST); }
     return 0;
 }
 
@@ -525,26 +535,52 @@ INLINE void add_totals(u32 nr, int failed, u64 ns)
 }
 
 // Builds and emits the REC_SYSCALL of a finished call (or, with RF_UNFINISHED, of one the task exited in).
+INLINE u32 next_seq(void)
+{
+    u32 zero = 0;
+    u64 *seq = bpf_map_lookup_elem(&seqs, &zero);
+    if (!seq) return 0;
+    *seq += 1;
+    return (u32)*seq;
+}
+
+INLINE void fill_call(struct syscall_rec *r, struct inflight *e, u32 tid, u32 nr, s64 ret, u8 rflags, u64 now)
+{
+    r->h.kind = REC_SYSCALL;
+    r->h.flags = rflags | (e->flags & IF_ENTRY_LOST ? RF_ENTRY_LOST : 0);
+    r->h.pid = bpf_get_current_pid_tgid() >> 32;
+    r->h.tid = tid;
+    r->h.ns = e->enter_ns;
+    r->nr = nr;
+    r->copies = 0;
+    r->exit_ns = now;
+    for (u32 i = 0; i < 6; i++) r->args[i] = e->args[i];
+    r->ret = ret;
+}
+
 INLINE void report_call(struct config *c, struct inflight *e, u32 tid, s64 ret, u8 rflags, u64 now)
 {
     u32 nr = e->nr & (MAX_NR - 1);
     struct sc_spec *sp = bpf_map_lookup_elem(&syscalls, &nr);
     if (!sp) return;
+    u32 retry = (sp->flags & SC_NO_RETRY) && !is_error(ret) ? 0 : e->retry;
+    if (!e->nfd && !retry && !(sp->flags & (SC_RET_FD | SC_EXIT_COPIES))) {
+        // Nothing to copy (getpid, most calls): straight into the ring, numbered as emit() numbers.
+        u32 seq = next_seq();
+        struct syscall_rec *q = bpf_ringbuf_reserve(&events, sizeof(struct syscall_rec), 0);
+        if (!q) { count(C_LOST); return; }
+        fill_call(q, e, tid, nr, ret, rflags, now);
+        q->h.seq = seq;
+        q->h.cpu = bpf_get_smp_processor_id();
+        bpf_ringbuf_submit(q, rflags & RF_UNFINISHED ? BPF_RB_FORCE_WAKEUP : 0);
+        return;
+    }
     char *s = scratch_area();
     if (!s) return;
     struct syscall_rec *r = (struct syscall_rec *)s;
     char *area = s + sizeof(struct syscall_rec);
     u32 off = 0, faulted = 0;
-    r->h.kind = REC_SYSCALL;
-    r->h.flags = rflags;
-    if (e->flags & IF_ENTRY_LOST) r->h.flags |= RF_ENTRY_LOST;
-    r->h.pid = bpf_get_current_pid_tgid() >> 32;
-    r->h.tid = tid;
-    r->h.ns = e->enter_ns;
-    r->nr = nr;
-    r->exit_ns = now;
-    for (u32 i = 0; i < 6; i++) r->args[i] = e->args[i];
-    r->ret = ret;
+    fill_call(r, e, tid, nr, ret, rflags, now);
     for (u32 k = 0; k < 2; k++)
         if (k < e->nfd) off = put_fd(area, off, &e->fds[k], 0, 0);
     if (!(rflags & RF_UNFINISHED)) {
@@ -554,10 +590,11 @@ INLINE void report_call(struct config *c, struct inflight *e, u32 tid, s64 ret, 
             off = put_fd(area, off, &id, 6, CF_EXIT);
         }
         // A call that replaces the memory (execve) is retried only when it failed and so replaced nothing.
-        u32 retry = (sp->flags & SC_NO_RETRY) && !is_error(ret) ? 0 : e->retry;
-        u32 refaulted = 0;
-        off = copy_args(s, sizeof(struct syscall_rec), off, nr, e->args, ret, 1, retry, &refaulted, &faulted);
-        if (refaulted & retry) count(C_FAULTS);
+        if (retry || (sp->flags & SC_EXIT_COPIES)) {
+            u32 refaulted = 0;
+            off = copy_args(s, sizeof(struct syscall_rec), off, nr, e->args, ret, 1, retry, &refaulted, &faulted);
+            if (refaulted & retry) count(C_FAULTS);
+        }
     }
     r->h.flags |= ((faulted >> 8) & 1) * RF_COPIES_CUT;
     r->copies = off;
@@ -569,18 +606,21 @@ SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct raw_args *ctx)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct inflight *p = bpf_map_lookup_elem(&inflight, &tid);
-    if (!p) return 0;   // not traced, or the call began before the task was (a new child's clone return)
-    struct inflight e = *p;
-    bpf_map_delete_elem(&inflight, &tid);
-    if (!(e.flags & IF_SELECTED)) return 0;
+    struct inflight *e = bpf_map_lookup_elem(&inflight, &tid);
+    // Not traced, or no call in flight: it began before the task was traced (a new child's clone return).
+    if (!e || !(e->flags & IF_ACTIVE)) return 0;
+    u32 flags = e->flags;
+    e->flags = 0;
+    if (!(flags & IF_SELECTED)) return 0;
     struct config *c = cfg();
     if (!c) return 0;
     s64 ret = (s64)ctx->args[1];
     if (c->failed_only && !is_error(ret)) return 0;
     u64 now = bpf_ktime_get_boot_ns();
-    if (c->summary) { add_totals(e.nr, is_error(ret), now - e.enter_ns); return 0; }
-    report_call(c, &e, tid, ret, 0, now);
+    if (c->summary) { add_totals(e->nr, is_error(ret), now - e->enter_ns); return 0; }
+    e->flags = flags;   // for report_call (IF_ENTRY_LOST); nothing else runs on this task meanwhile
+    report_call(c, e, tid, ret, 0, now);
+    e->flags = 0;
     return 0;
 }
 
@@ -609,7 +649,7 @@ int on_fork(struct raw_args *ctx)
     r.exit_signal = (s32)rd32(child + c->task_exit_signal);
     r.parent_nr = -1;
     struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-    if (in) {
+    if (in && (in->flags & IF_ACTIVE)) {
         r.parent_nr = (s32)in->nr;
         if (r.parent_nr == c->nr_clone) r.clone_flags = in->args[0];
         else if (r.parent_nr == c->nr_clone3 && in->args[0]) bpf_probe_read_user(&r.clone_flags, 8, (const void *)in->args[0]);
@@ -676,7 +716,7 @@ int on_exec(struct raw_args *ctx)
     // copies no page table entries of file mappings), its argv and envp are still here, as the kernel
     // copied them to the new stack: mm->arg_start..arg_end and env_start..env_end, present pages.
     struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-    if (in && in->retry) {
+    if (in && (in->flags & IF_ACTIVE) && in->retry) {
         const char *mm = rdptr((const char *)bpf_get_current_task() + c->task_mm);
         u64 areas[4] = {};
         if (mm) bpf_probe_read_kernel(areas, sizeof areas, mm + c->mm_arg_start);
@@ -705,7 +745,7 @@ int on_exit(struct raw_args *ctx)
     if (p) {
         struct inflight e = *p;
         bpf_map_delete_elem(&inflight, &tid);
-        if ((e.flags & IF_SELECTED) && !c->failed_only) {
+        if ((e.flags & (IF_ACTIVE | IF_SELECTED)) == (IF_ACTIVE | IF_SELECTED) && !c->failed_only) {
             if (c->summary) add_totals(e.nr, 0, now - e.enter_ns);
             else report_call(c, &e, tid, 0, RF_UNFINISHED, now);
         }

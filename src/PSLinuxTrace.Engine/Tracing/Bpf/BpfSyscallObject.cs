@@ -23,7 +23,7 @@ internal static class BpfSyscallObject
     public const int PathMax = 4096;            // what the decoder reads of a path
 
     // struct sc_spec flags
-    private const uint ScSelected = 1, ScTrack = 2, ScRetFd = 4, ScNoRetry = 8;
+    private const uint ScSelected = 1, ScTrack = 2, ScRetFd = 4, ScNoRetry = 8, ScEntryCopies = 16, ScExitCopies = 32, ScFds = 64;
     // struct arg_spec kinds, times and flags
     private const byte AkStr = 1, AkBuf = 2, AkBufArg = 3, AkBufRet = 4, AkArgv = 5, AkFd = 6;
     private const byte WEntry = 0, WExit = 1, AfOutput = 1;
@@ -107,7 +107,6 @@ internal static class BpfSyscallObject
         bool copies = (flags & ScSelected) != 0 && !summary && o.DecodeArguments;
         if (copies && SyscallSignatures.ReturnsFd(name)) flags |= ScRetFd;
         if (name is "execve" or "execveat") flags |= ScNoRetry;
-        BinaryPrimitives.WriteUInt32LittleEndian(spec, flags);
         ArgSpec[]? args = copies ? SyscallSignatures.Get(name) : null;
         int stringLimit = Math.Min(o.StringLimit, MaxCopy);
         for (int i = 0; args is not null && i < args.Length && i < 6; i++)
@@ -117,7 +116,10 @@ internal static class BpfSyscallObject
             Span<byte> a = spec.AsSpan(8 + 8 * i, 8);
             a[0] = kind; a[1] = when; a[2] = lenArg; a[3] = f;
             BinaryPrimitives.WriteUInt32LittleEndian(a[4..], (uint)max);
+            // So the kernel skips, for most calls, work that would find nothing to do.
+            flags |= kind == AkFd ? ScFds : kind == 0 ? 0 : when == WEntry ? ScEntryCopies : ScExitCopies;
         }
+        BinaryPrimitives.WriteUInt32LittleEndian(spec, flags);
         return spec;
     }
 

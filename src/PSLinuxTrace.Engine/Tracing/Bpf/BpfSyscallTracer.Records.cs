@@ -223,7 +223,7 @@ public sealed partial class BpfSyscallTracer
         {
             int tid = BinaryPrimitives.ReadInt32LittleEndian(key);
             if (!tgids.TryGetValue(tid, out int pid) || _inflight.TryLookup(key) is not { } v) continue;
-            if ((BinaryPrimitives.ReadUInt32LittleEndian(v.AsSpan(60)) & 1) == 0) continue;   // IF_SELECTED
+            if ((BinaryPrimitives.ReadUInt32LittleEndian(v.AsSpan(60)) & 5) != 5) continue;   // IF_ACTIVE | IF_SELECTED: a reported call in flight
             var args = new ulong[6];
             for (int i = 0; i < 6; i++) args[i] = BinaryPrimitives.ReadUInt64LittleEndian(v.AsSpan(8 + 8 * i));
             long enterNs = BinaryPrimitives.ReadInt64LittleEndian(v);
