@@ -88,23 +88,26 @@ public static class SyscallTraceEngines
                 if (pid > 0 && ProcFs.Exists(pid)) live.Add(pid);
                 else onError(new ProcessNotFoundException(pid), pid);
             }
-            if (live.Count == 0) return (traces, choice);
-            try
+            while (live.Count > 0)
             {
-                var reader = BpfSyscallTracer.Attach(live, options, log, cancel, kernelSummary);
-                log.LogInformation("Engine Bpf: {Reason}.", choice.Reason);
-                traces.Add((live[0], reader));
-                return (traces, choice);
+                try
+                {
+                    var reader = BpfSyscallTracer.Attach(live, options, log, cancel, kernelSummary);
+                    log.LogInformation("Engine Bpf: {Reason}.", choice.Reason);
+                    traces.Add((live[0], reader));
+                    return (traces, choice);
+                }
+                catch (ProcessNotFoundException ex) when (live.Remove(ex.ProcessId))
+                {
+                    onError(ex, ex.ProcessId);   // it exited meanwhile (or is a zombie): trace the others
+                }
+                catch (LinuxTraceException ex) when (requested == SyscallEngine.Auto && ex is not ProcessNotFoundException)
+                {
+                    choice = new(TraceEngine.Ptrace, $"Auto: the eBPF engine could not start ({ex.Message})");
+                    break;
+                }
             }
-            catch (LinuxTraceException ex) when (requested == SyscallEngine.Auto && ex is not ProcessNotFoundException)
-            {
-                choice = new(TraceEngine.Ptrace, $"Auto: the eBPF engine could not start ({ex.Message})");
-            }
-            catch (ProcessNotFoundException ex)
-            {
-                onError(ex, ex.ProcessId);
-                return (traces, choice);
-            }
+            if (choice.Engine == TraceEngine.Bpf) return (traces, choice);
         }
         log.LogInformation("Engine Ptrace: {Reason}.", choice.Reason);
         foreach (int pid in pids.Distinct())
