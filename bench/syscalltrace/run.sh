@@ -7,7 +7,9 @@
 # pwsh session). Tools: untraced; strace -f; strace -f --seccomp-bpf (it changes nothing without a
 # filter, and says so); perf trace; ours with -Engine Bpf and -Engine Ptrace, timed inside a warm pwsh
 # (Measure-Command, output to $null: what a user feels) and as a whole pwsh process (startup and
-# Import-Module included, shown on their own too); and our engine alone in a warm .NET process.
+# Import-Module included, shown on their own too); our engine alone in a warm .NET process; and
+# "bystander", the workload untraced while an eBPF trace of another, idle process runs: the cost a
+# trace puts on every process of the machine, since the raw syscall tracepoints run for all of them.
 # Rounds alternate the tools; medians of REPEAT rounds (default 3). "captured" counts the calls each
 # tool reported (the named call, or every call), against strace -f -c's count ("expected"; plus
 # exit_group, which strace -c leaves out because it never returns); "lost" what ours (LostEventsEvent)
@@ -77,7 +79,7 @@ count_perf() { # file name -> "calls lost"
 
 declare -A T CAPT LOST
 add() { T[$1]="${T[$1]:-} $2"; }
-TOOLS=(untraced strace strace-seccomp perf bpf-warm ptrace-warm bpf-process ptrace-process bpf-engine ptrace-engine pwsh-startup)
+TOOLS=(untraced strace strace-seccomp perf bpf-warm ptrace-warm bpf-process ptrace-process bpf-engine ptrace-engine bystander pwsh-startup)
 for round in $(seq "$REPEAT"); do
   for pin in no yes; do
     ts=(); [ "$pin" = yes ] && ts=(taskset -c 0)
@@ -105,6 +107,7 @@ for round in $(seq "$REPEAT"); do
         add "$k,${e,,}-engine" "$(sed -n 's/.*total_ms=\([0-9.]*\).*/\1/p' <<<"$line")"
         CAPT[$k,${e,,}-engine]=$(sed -n 's/.* calls=\([0-9]*\).*/\1/p' <<<"$line"); LOST[$k,${e,,}-engine]=$(sed -n 's/.* lost=\([0-9]*\).*/\1/p' <<<"$line")
       done
+      line=$("${ts[@]}" $bench --bystander --repeat 2 -- ${CMD[$w]}); add "$k,bystander" "$(sed -n 's/.*total_ms=\([0-9.]*\).*/\1/p' <<<"$line")"
       t0=$(now); "${ts[@]}" "$PWSH" -NoProfile -NonInteractive -Command "Import-Module '$MODULE'" >/dev/null 2>&1; add "$k,pwsh-startup" "$(ms_of "$t0")"
     done
   done
