@@ -6,13 +6,17 @@
     `dotnet build` alone assembles the importable module in out/PSLinuxTrace (manifest, assemblies,
     format files, MAML help built from docs/en-US). This script wraps the rest:
       Build    dotnet build (the module folder)
-      Test     dotnet test (xUnit: the engine against the real kernel) and, when Pester 5 is
-               installed, Invoke-Pester on tests/Pester (the module from a user's chair)
+      Test     dotnet test (xUnit: the engine against the real kernel), then Pester 5.7.1 on
+               tests/Pester (the module from a user's chair) in a child `dotnet pwsh`. Pester comes
+               from NuGet (tests/Pester/PesterModule.csproj restores it into out/packages) and is
+               imported by path; its results go to out/TestResults/Pester.xml (NUnit XML).
       Help     when platyPS is installed, refreshes docs/en-US from the built cmdlets
                (Update-MarkdownHelp) so new parameters get a stub to fill in
       Package  a versioned zip of out/PSLinuxTrace in out/, ready for Publish-PSResource
 .EXAMPLE
     ./build.ps1                 # Build and Test
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test   # what the README and CI run
 .EXAMPLE
     ./build.ps1 -Task Build, Package -Configuration Release
 #>
@@ -27,6 +31,7 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $root = $PSScriptRoot
 $moduleDir = Join-Path $root 'out' 'PSLinuxTrace'
+$PesterVersion = '5.7.1'   # also in tests/Pester/PesterModule.csproj
 
 function Invoke-Native([string] $File, [string[]] $Arguments) {
     Write-Verbose "$File $($Arguments -join ' ')"
@@ -39,18 +44,41 @@ if ($Task -contains 'Build' -or -not (Test-Path $moduleDir)) {
 }
 
 if ($Task -contains 'Test') {
-    Invoke-Native dotnet @('test', (Join-Path $root 'PSLinuxTrace.sln'), '-c', $Configuration)
-    if (Get-Module -ListAvailable Pester | Where-Object Version -GE ([version]'5.0')) {
-        # Pester runs in a child pwsh so the module it imports is not held by this session.
-        Invoke-Native pwsh @('-NoProfile', '-Command', "`$c = New-PesterConfiguration; `$c.Run.Path = '$root/tests/Pester'; `$c.Run.Exit = `$true; `$c.Output.Verbosity = 'Detailed'; Invoke-Pester -Configuration `$c")
-    } else {
-        Write-Warning 'Pester 5 is not installed: skipped tests/Pester (Install-Module Pester -MinimumVersion 5.0).'
-    }
+    Push-Location $root   # `dotnet pwsh` finds its tool manifest (.config/dotnet-tools.json) from here
+    try {
+        Invoke-Native dotnet @('tool', 'restore')
+        Invoke-Native dotnet @('restore', (Join-Path $root 'tests' 'Pester' 'PesterModule.csproj'))
+        $pester = Join-Path $root 'out' 'packages' 'pester' $PesterVersion 'tools' 'Pester.psd1'
+        $results = Join-Path $root 'out' 'TestResults' 'Pester.xml'
+        Remove-Item -LiteralPath $results -ErrorAction Ignore
+        # Both suites run, whatever the first one gives; the exit code says whether either failed.
+        & dotnet test (Join-Path $root 'PSLinuxTrace.sln') -c $Configuration
+        $xunitFailed = $LASTEXITCODE -ne 0
+        # Pester runs in a child pwsh, so the module it imports is not held by this session.
+        $run = @"
+Import-Module '$pester' -RequiredVersion $PesterVersion
+`$c = New-PesterConfiguration
+`$c.Run.Path = '$root/tests/Pester'
+`$c.Run.Exit = `$true
+`$c.Output.Verbosity = 'Detailed'
+`$c.TestResult.Enabled = `$true
+`$c.TestResult.OutputFormat = 'NUnitXml'
+`$c.TestResult.OutputPath = '$results'
+Invoke-Pester -Configuration `$c
+"@
+        & dotnet pwsh -NoProfile -NonInteractive -Command $run
+        $pesterFailed = $LASTEXITCODE -ne 0
+        if ($xunitFailed -or $pesterFailed) {
+            throw "Tests failed:$(if ($xunitFailed) { ' xUnit (dotnet test)' })$(if ($pesterFailed) { ' Pester (see out/TestResults/Pester.xml)' })"
+        }
+    } finally { Pop-Location }
 }
 
 if ($Task -contains 'Help') {
     if (Get-Module -ListAvailable platyPS) {
-        Invoke-Native pwsh @('-NoProfile', '-Command', "Import-Module '$moduleDir/PSLinuxTrace.psd1'; Import-Module platyPS; Update-MarkdownHelp -Path '$root/docs/en-US' -AlphabeticParamsOrder:`$false | Out-Null")
+        Push-Location $root
+        try { Invoke-Native dotnet @('pwsh', '-NoProfile', '-Command', "Import-Module '$moduleDir/PSLinuxTrace.psd1'; Import-Module platyPS; Update-MarkdownHelp -Path '$root/docs/en-US' -AlphabeticParamsOrder:`$false | Out-Null") }
+        finally { Pop-Location }
         Write-Host 'docs/en-US refreshed; `dotnet build` rebuilds the MAML from it.'
     } else {
         Write-Warning 'platyPS is not installed: the MAML in out/PSLinuxTrace/en-US was built from docs/en-US by dotnet build; nothing to refresh.'

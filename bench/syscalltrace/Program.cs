@@ -15,6 +15,7 @@ using PSLinuxTrace.Engine.Tracing.Bpf;
 string? filter = null, count = "*", engine = "ptrace";
 bool pin = true, decode = true, bystander = false;
 int repeat = 2;
+int stack = 0;
 int i = 0;
 for (; i < args.Length && args[i] != "--"; i++)
 {
@@ -27,6 +28,7 @@ for (; i < args.Length && args[i] != "--"; i++)
         case "--no-decode": decode = false; break;
         case "--repeat": repeat = int.Parse(args[++i]); break;
         case "--bystander": bystander = true; break;
+        case "--stack": stack = int.Parse(args[++i]); break;
     }
 }
 string program = args[i + 1];
@@ -36,6 +38,7 @@ var options = new SyscallTraceOptions
     Filter = filter is null ? null : SyscallFilter.Parse([filter], SyscallArchitectureX64.Instance),
     PinToTraceeCpu = pin,
     DecodeArguments = decode,
+    StackFrames = stack,
 };
 double best = double.MaxValue;
 if (bystander)

@@ -15,11 +15,18 @@ public class LinuxTraceException : Exception
     public virtual string ErrorId => "LinuxTraceError";
 }
 
-/// <summary>EPERM/EACCES: the caller lacks a privilege (root, CAP_SYS_PTRACE, CAP_BPF, ...).</summary>
-public sealed class TargetPermissionDeniedException(string message, string? missingCapability = null, Exception? inner = null)
-    : LinuxTraceException(message, inner)
+/// <summary>
+/// EPERM/EACCES: the caller lacks a privilege (CAP_SYS_PTRACE, CAP_BPF, ...), or a rule refused it.
+/// About a process, <see cref="Procfs.AccessDiagnosis.Explain"/> builds it with the real reason.
+/// </summary>
+public sealed class TargetPermissionDeniedException(string message, string? missingCapability = null, Exception? inner = null,
+    string? recommendedAction = null, int errno = 0)
+    : LinuxTraceException(message, inner, errno)
 {
+    /// <summary>The capability that would have been enough (CAP_SYS_PTRACE), or null when none would.</summary>
     public string? MissingCapability { get; } = missingCapability;
+    /// <summary>What the user can do about it, when the engine knows better than "grant the capability".</summary>
+    public string? RecommendedAction { get; } = recommendedAction;
     public override string ErrorId => "PermissionDenied";
 }
 
@@ -43,6 +50,9 @@ public sealed class UnsupportedFeatureException(string feature, string? minimumV
 {
     public string Feature { get; } = feature;
     public string? MinimumVersion { get; } = minimumVersion;
+    public string? Detail { get; } = detail;
+    /// <summary>True when the kernel lacks the feature; false when the target is of a kind the operation cannot handle.</summary>
+    public bool ByKernel { get; } = byKernel;
     public override string ErrorId => "UnsupportedFeature";
 }
 
@@ -65,5 +75,6 @@ public sealed class NativeCallException(string call, int errno, string? context 
     : LinuxTraceException($"{call} failed: {Interop.Errno.Name(errno)} ({Interop.Errno.Describe(errno)})" + (context is null ? "" : $" [{context}]"), null, errno)
 {
     public string Call { get; } = call;
+    public string? Context { get; } = context;
     public override string ErrorId => "NativeCallFailed";
 }

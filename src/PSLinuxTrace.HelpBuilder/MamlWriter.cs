@@ -42,9 +42,20 @@ internal static class MamlWriter
                     new XElement(Maml + "title", $"-------------------------- {e.Title} --------------------------"),
                     new XElement(Dev + "code", e.Code),
                     new XElement(Dev + "remarks", e.Remarks.Split("\n\n").Select(p => new XElement(Maml + "para", p)))))),
-            new XElement(Command + "relatedLinks", c.Links.Select(l =>
-                new XElement(Maml + "navigationLink", new XElement(Maml + "linkText", l.Text), new XElement(Maml + "uri", l.Uri)))));
+            new XElement(Command + "relatedLinks", RelatedLinks(c)));
     }
+
+    // Get-Help -Online opens the first link with a uri (platyPS puts the "online version" first), and
+    // fails on one that is not an absolute URI: a link to another markdown file keeps only its text.
+    private static IEnumerable<XElement> RelatedLinks(CommandHelp c)
+    {
+        var links = c.Links.Select(l => (l.Text, Uri: IsWebAddress(l.Uri) ? l.Uri : ""));
+        if (IsWebAddress(c.OnlineVersion)) links = links.Prepend(("Online Version:", c.OnlineVersion));
+        return links.Select(l => new XElement(Maml + "navigationLink", new XElement(Maml + "linkText", l.Text), new XElement(Maml + "uri", l.Uri)));
+    }
+
+    private static bool IsWebAddress(string uri) =>
+        Uri.TryCreate(uri, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttps || u.Scheme == Uri.UriSchemeHttp);
 
     private static XElement SyntaxItem(CommandHelp c, string setName) =>
         new(Command + "syntaxItem",

@@ -16,6 +16,8 @@ internal sealed class CommandHelp
     public List<(string Type, string Description)> Outputs = [];
     public string Notes = "";
     public List<(string Text, string Uri)> Links = [];
+    /// <summary>The front matter's "online version:": the page Get-Help -Online opens (empty: none).</summary>
+    public string OnlineVersion = "";
 }
 
 internal sealed class ParameterHelp
@@ -43,8 +45,9 @@ internal static partial class PlatyPSMarkdown
         // YAML front matter
         if (lines.Count > 0 && lines[0].Trim() == "---")
         {
-            i = 1;
-            while (i < lines.Count && lines[i].Trim() != "---") i++;
+            for (i = 1; i < lines.Count && lines[i].Trim() != "---"; i++)
+                if (lines[i].StartsWith("online version:", StringComparison.OrdinalIgnoreCase))
+                    help.OnlineVersion = lines[i]["online version:".Length..].Trim();
             i++;
         }
         string? h2 = null;

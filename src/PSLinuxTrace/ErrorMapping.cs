@@ -3,9 +3,16 @@ using PSLinuxTrace.Engine;
 
 namespace PSLinuxTrace;
 
-/// <summary>The one mapping from engine exceptions to ErrorCategory and stable error ids.</summary>
+/// <summary>
+/// The one mapping from engine exceptions to ErrorCategory and stable error ids. An id is just the
+/// stable name ("ProcessNotFound"); PowerShell appends the command's type name itself, so
+/// FullyQualifiedErrorId reads "ProcessNotFound,PSLinuxTrace.Commands.GetProcSymbolCommand".
+/// </summary>
 internal static class ErrorMapping
 {
+    /// <summary>Ids of errors the cmdlets raise themselves, not from an engine exception's own id.</summary>
+    public const string InvalidSyscallFilter = "InvalidSyscallFilter", SnapshotFileExists = "SnapshotFileExists";
+
     public static ErrorCategory Category(Exception ex) => ex switch
     {
         ProcessNotFoundException => ErrorCategory.ObjectNotFound,
@@ -30,18 +37,19 @@ internal static class ErrorMapping
         _ => ex.GetType().Name,
     };
 
-    public static ErrorRecord ToErrorRecord(Exception ex, object? target, string? commandName)
+    /// <summary>The record for <paramref name="ex"/>; <paramref name="errorId"/> and <paramref name="category"/> replace the mapped ones.</summary>
+    public static ErrorRecord ToErrorRecord(Exception ex, object? target, string? errorId = null, ErrorCategory? category = null)
     {
-        string id = commandName is null ? ErrorId(ex) : $"{ErrorId(ex)},{ToTypeName(commandName)}";
-        var record = new ErrorRecord(ex, id, Category(ex), target);
-        if (ex is TargetPermissionDeniedException { MissingCapability: { } cap })
-            record.ErrorDetails = new ErrorDetails(ex.Message) { RecommendedAction = $"Run as root or grant {cap}." };
+        var record = new ErrorRecord(ex, errorId ?? ErrorId(ex), category ?? Category(ex), target);
+        if (ex is TargetPermissionDeniedException denied && (denied.RecommendedAction ?? Grant(denied.MissingCapability)) is { } action)
+            record.ErrorDetails = new ErrorDetails(ex.Message) { RecommendedAction = action };
         else if (ex is TargetBusyException { OwnerPid: { } owner })
             record.ErrorDetails = new ErrorDetails(ex.Message) { RecommendedAction = $"Detach the other tracer (pid {owner}) first." };
         return record;
     }
 
-    // "Get-ProcSymbol" -> "PSLinuxTrace.Commands.GetProcSymbolCommand", PowerShell's own id convention.
-    private static string ToTypeName(string commandName) =>
-        $"PSLinuxTrace.Commands.{commandName.Replace("-", "")}Command";
+    // Root that lacks a capability cannot get it by being root again: never tell root to run as root.
+    private static string? Grant(string? capability) => capability is null ? null
+        : Environment.IsPrivilegedProcess ? $"Run the command from a process that holds {capability}."
+        : $"Run as root (sudo) or grant {capability}.";
 }

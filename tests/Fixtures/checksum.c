@@ -57,6 +57,9 @@ int main(int argc, char **argv)
     printf("pslt_marker=%p\n", (void *)&pslt_marker);
     printf("ready\n");
     fflush(stdout);
+    /* "service": run like a daemon started with Start-Process, which may have no stdin to read. */
+    if (argc > 2 && !strcmp(argv[2], "service"))
+        for (;;) pause();
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
         printf("rounds=%ld errors=%ld\n", rounds, errors);

@@ -3,6 +3,9 @@
 //   exec_helper badutf8 PROGRAM             execv(PROGRAM, [PROGRAM, "\xff\xfe-ok", "caf\xc3\xa9"])
 //   exec_helper storm N PROGRAM MARKER      posix_spawn PROGRAM MARKER I, N times, one after the other
 //   exec_helper threadexec PROGRAM ARG      a second thread calls execv(PROGRAM, [PROGRAM, ARG]); prints tid=
+//   exec_helper blockedexec PROGRAM ARG     execv(PROGRAM, [PROGRAM, ARG, S]) that never returns: S lies on a page
+//                                           registered with userfaultfd that nobody fills, so the kernel waits
+//                                           in copy_strings until the process is killed (the exec's exit comes never)
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -10,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +71,20 @@ int main(int argc, char **argv)
         pthread_join(t, NULL);   // never returns: the exec replaces the whole process
         return 4;
     }
-    fprintf(stderr, "usage: exec_helper execveat|badutf8|storm ...\n");
+    if (argc == 4 && strcmp(argv[1], "blockedexec") == 0) {
+        int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+        if (uffd < 0) { perror("userfaultfd"); return 5; }
+        struct uffdio_api api = { .api = UFFD_API };
+        if (ioctl(uffd, UFFDIO_API, &api) < 0) { perror("UFFDIO_API"); return 5; }
+        long page = sysconf(_SC_PAGESIZE);
+        char *missing = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        struct uffdio_register reg = { .range = { (unsigned long)missing, (unsigned long)page }, .mode = UFFDIO_REGISTER_MODE_MISSING };
+        if (missing == MAP_FAILED || ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) { perror("UFFDIO_REGISTER"); return 5; }
+        char *args[] = { argv[2], argv[3], missing, NULL };
+        execv(argv[2], args);
+        perror("execv");
+        return 6;
+    }
+    fprintf(stderr, "usage: exec_helper execveat|badutf8|storm|threadexec|blockedexec ...\n");
     return 1;
 }

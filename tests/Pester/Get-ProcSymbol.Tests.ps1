@@ -3,7 +3,8 @@
 # against what the process prints and the bytes at that address. Needs root (or CAP_SYS_PTRACE
 # and CAP_SYS_ADMIN), cc and gdb.
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $ModulePath -Force
     $script:Fixtures = Join-Path $PSScriptRoot '..' 'Fixtures'
     $script:Work = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-pester-$PID"
     New-Item -ItemType Directory -Path $Work -Force | Out-Null
@@ -94,7 +95,8 @@ Describe 'Get-ProcSymbol' {
         $Started.Add($f)
         $s = Get-ProcSymbol -Name malloc -Path 'libc.so*' -Id $f.Id
         $gdb = & gdb -nx -batch -iex 'set debuginfod enabled off' -p $f.Id -ex 'info address malloc' 2>$null | Out-String
-        $gdb | Should -Match 'Symbol "malloc" is at 0x([0-9a-f]+)'
+        # Should -Match does not set $Matches here: the -match operator does.
+        $gdb -match 'Symbol "malloc" is at 0x([0-9a-f]+)' | Should -BeTrue
         $s.Address | Should -Be ([Convert]::ToUInt64($Matches[1], 16))
         (Get-Content "/proc/$($f.Id)/status" | Select-String '^TracerPid:\s+0$') | Should -Not -BeNullOrEmpty
     }
@@ -118,7 +120,7 @@ Describe 'Get-ProcSymbol' {
         $result | Should -BeNullOrEmpty
         $err | Should -HaveCount 1
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
-        $err[0].FullyQualifiedErrorId | Should -Be 'ProcessNotFound,PSLinuxTrace.Commands.GetProcSymbolCommand'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly 'ProcessNotFound,PSLinuxTrace.Commands.GetProcSymbolCommand'
     }
 
     It 'writes nothing when nothing matches' {
@@ -128,7 +130,7 @@ Describe 'Get-ProcSymbol' {
 
     It 'rejects an invalid glob with an argument error' {
         { Get-ProcSymbol -Name 'mal[loc' -Id $PID -ErrorAction Stop } |
-            Should -Throw -ErrorId 'InvalidArgument,PSLinuxTrace.Commands.GetProcSymbolCommand'
+            Should -Throw -ErrorId (Get-QualifiedId InvalidArgument Get-ProcSymbol)
     }
 
     It 'shows addresses in hex in the default view' {
@@ -171,6 +173,63 @@ Describe 'Get-ProcSymbol' {
             Stop-Job $job
             Remove-Job $job -Force
         }
+    }
+
+    It 'returns from -Watch when Select-Object -First 1 has its symbol, leaving the process untraced' {
+        $f = Start-Fixture $Pie
+        $Started.Add($f)
+        $before = Get-BpfFdCount
+        $s = Get-ProcSymbol -Name pslt_data_marker -Id $f.Id -Watch -Interval 0.5 | Select-Object -First 1
+        $s.Address | Should -Be $f.Values['pslt_data_marker']
+        Assert-Untraced $f.Id
+        Get-BpfFdCount | Should -Be $before
+    }
+
+    It 'skips the processes it may not read when no -Id is given: a Verbose line each, one warning with the count' {
+        # The processes whose maps this session cannot read, found the plain way (pid 1 here holds a capability we lack).
+        $unreadable = @(Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$' | ForEach-Object { [int]$_.Name } |
+            Where-Object { try { $null = [System.IO.File]::ReadAllText("/proc/$_/maps"); $false } catch [System.UnauthorizedAccessException] { $true } catch { $false } })
+        $unreadable | Should -Not -BeNullOrEmpty -Because 'this scenario needs a process this session may not read (pid 1 here)'
+        $out = Get-ProcSymbol -Name malloc -Path 'libc.so*' -ErrorVariable err -WarningVariable warn -Verbose 4>&1 3>$null
+        $err | Should -BeNullOrEmpty
+        $warn | Should -HaveCount 1
+        $warn[0].Message | Should -Match '^Skipped (\d+) process'
+        $skippedLines = @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Skipped process *' })
+        $skippedLines.Count | Should -Be ([int]($warn[0].Message -replace '^Skipped (\d+).*', '$1'))
+        # Each process found unreadable above that still lives has its line (others may come and go meanwhile).
+        foreach ($p in $unreadable | Where-Object { Test-Path "/proc/$_" }) {
+            @($skippedLines | Where-Object Message -Like "Skipped process ${p}: *") | Should -HaveCount 1
+        }
+        ($skippedLines | Where-Object Message -Like 'Skipped process 1:*').Message | Should -Not -Match 'run as root'
+        @($out | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.ProcSymbol] }).Count | Should -BeGreaterThan 0
+        ($out | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.ProcSymbol] -and $_.Pid -eq $PID }).Name | Should -Be 'malloc'
+    }
+
+    It 'warns once per run with -Watch, not on every interval' {
+        $job = Start-ThreadJob -ScriptBlock {
+            param($Module)
+            Import-Module $Module
+            Get-ProcSymbol -Name pslt_no_such_symbol -Watch -Interval 0.3
+        } -ArgumentList $ModulePath
+        try {
+            Start-Sleep -Seconds 3   # several intervals
+        } finally { Stop-Job $job }
+        $job.ChildJobs[0].Warning | Should -HaveCount 1
+        $job.ChildJobs[0].Error | Should -BeNullOrEmpty
+        Remove-Job $job -Force
+    }
+
+    It 'writes PermissionDenied for a named process it may not read, with the real reason' {
+        $theirs = [Convert]::ToUInt64((Get-ProcStatusField 1 CapPrm), 16)
+        $ours = [Convert]::ToUInt64((Get-ProcStatusField $PID CapEff), 16)
+        $extra = $theirs -band -bnot $ours
+        $extra | Should -Not -Be 0 -Because 'this scenario needs a pid 1 that holds a capability this session lacks'
+        $names = 0..63 | Where-Object { $extra -band ([uint64]1 -shl $_) } | ForEach-Object { [PSLinuxTrace.Engine.Procfs.AccessDiagnosis]::CapabilityName($_) }
+        Get-ProcSymbol -Name malloc -Id 1 -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err | Should -HaveCount 1
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Get-ProcSymbol)
+        foreach ($n in $names) { $err[0].Exception.Message | Should -Match $n }
+        "$($err[0].Exception.Message) $($err[0].ErrorDetails.RecommendedAction)" | Should -Not -Match 'run as root'
     }
 
     It 'completes -Name from the symbol tables of the matching files' {

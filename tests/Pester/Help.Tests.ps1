@@ -6,7 +6,8 @@ BeforeDiscovery {
 }
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $ModulePath -Force
     $script:Common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
 }
 
@@ -27,6 +28,28 @@ Describe 'Help for <Name>' -ForEach $Commands {
         foreach ($e in $Help.Examples.Example) {
             $e.Code | Should -Match ([regex]::Escape($Name))
             ($e.Remarks | Out-String).Trim() | Should -Not -BeNullOrEmpty
+        }
+    }
+
+    It 'opens its page in the repository''s docs with Get-Help -Online' {
+        # A stand-in browser: .NET opens a URL with the first xdg-open in PATH (UseShellExecute on Linux).
+        $bin = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-browser-$PID"
+        $opened = Join-Path $bin 'opened.txt'
+        New-Item -ItemType Directory -Path $bin -Force | Out-Null
+        Set-Content -Path (Join-Path $bin 'xdg-open') -Value "#!/bin/sh`necho `"`$1`" >> '$opened'"
+        & chmod +x (Join-Path $bin 'xdg-open')
+        $savedPath = $env:PATH
+        try {
+            $env:PATH = "${bin}:$savedPath"
+            { Get-Help -Name $Name -Online -ErrorAction Stop } | Should -Not -Throw
+            $uri = Wait-Until { Get-Content $opened -ErrorAction Ignore } -What 'the browser to be started'
+            $project = (Import-PowerShellDataFile $ModulePath).PrivateData.PSData.ProjectUri
+            $uri | Should -Be "$project/blob/main/docs/en-US/$Name.md"
+            # The page is one of ours: docs/en-US/<Name>.md in this repository.
+            Join-Path $PSScriptRoot '..' '..' 'docs' 'en-US' "$Name.md" | Should -Exist
+        } finally {
+            $env:PATH = $savedPath
+            Remove-Item -Recurse -Force $bin -ErrorAction Ignore
         }
     }
 

@@ -2,7 +2,8 @@
 # Read-CoreDump from a user's chair: cores made by the kernel and by gcore from tests/Fixtures/crash.c,
 # checked against gdb on the same core. Needs root (core_pattern, gcore), cc, gdb.
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $ModulePath -Force
     $script:Work = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-pester-core-$PID"
     New-Item -ItemType Directory -Path $Work -Force | Out-Null
     $script:Exe = Join-Path $Work 'crash'
@@ -107,6 +108,7 @@ Describe 'Read-CoreDump' {
         Set-Content -Path $notCore -Value 'hello'
         Read-CoreDump -Path $notCore -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $err[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId BadInputFormat Read-CoreDump)
         Read-CoreDump -Path $Exe -ErrorVariable err2 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $err2[0].Exception.Message | Should -Match 'not a core dump'
     }
@@ -114,6 +116,43 @@ Describe 'Read-CoreDump' {
     It 'reports a missing file as ObjectNotFound' {
         Read-CoreDump -LiteralPath (Join-Path $Work 'no-such-core') -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId FileNotFound Read-CoreDump)
+    }
+
+    It 'says a 4-byte file with the ELF magic is truncated, and how long it is' {
+        $stub = Join-Path $Work 'four-bytes'
+        [System.IO.File]::WriteAllBytes($stub, [byte[]](0x7f, 0x45, 0x4c, 0x46))
+        (Get-Item $stub).Length | Should -Be 4
+        Read-CoreDump -Path $stub -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId BadInputFormat Read-CoreDump)
+        $err[0].Exception.Message | Should -BeLike '*truncated: 4 bytes, an ELF header needs 64*'
+    }
+
+    It 'shows registers and load biases in hex, as gdb does' {
+        $core = Read-CoreDump $SegvCore
+        $regs = $core.CrashingThread.Registers | Out-String
+        $gdb = & gdb -nx -batch -iex 'set debuginfod enabled off' -ex 'info registers rip rsp' $Exe $SegvCore 2>$null | Out-String
+        foreach ($r in 'rip', 'rsp') {
+            $gdb -match "(?m)^$r\s+(0x[0-9a-f]+)" | Should -BeTrue
+            $regs | Should -Match "(?m)^$r\s*:\s*$($Matches[1])\s*$"
+        }
+        $regs | Should -Not -Match '(?m)^Rip\s*:\s*\d+\s*$'
+        $bias = ($core.BuildIds | Where-Object Path -EQ $Exe).LoadBias
+        $bias | Should -BeGreaterThan 0   # a PIE
+        ($core.BuildIds | Out-String -Width 300) | Should -Match ('0x{0:x}\s' -f $bias)
+        # The load bias is where the core says the executable's first page is mapped (a PIE's first PT_LOAD is at 0).
+        $first = $core.Mappings | Where-Object { $_.Path -eq $Exe } | Sort-Object Start | Select-Object -First 1
+        $bias | Should -Be $first.Start
+    }
+
+    It 'resolves its paths against PowerShell''s location' {
+        Push-Location (Split-Path $SegvCore)
+        try {
+            $core = Read-CoreDump -LiteralPath ./core -ExecutablePath "../$(Split-Path $Exe -Leaf)"
+            $core.Path | Should -Be $SegvCore
+            ($core.BuildIds | Where-Object Path -EQ $Exe).FoundPath | Should -Be $Exe
+            (Read-CoreDump -Path ./co* -NoBacktrace).Path | Should -Be $SegvCore
+        } finally { Pop-Location }
     }
 
     It 'reads a truncated core with a warning' {

@@ -2,7 +2,8 @@
 # Save-ProcessSnapshot from a user's chair: live snapshots of a checksumming fixture (which must keep
 # computing correctly), gdb and Read-CoreDump round trips, launch snapshots. Needs root, cc, gdb.
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $ModulePath -Force
     $script:Work = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-pester-snap-$PID"
     New-Item -ItemType Directory -Path $Work -Force | Out-Null
     $fixtures = Join-Path $PSScriptRoot '..' 'Fixtures'
@@ -11,23 +12,24 @@ BeforeAll {
     & cc -g -O0 -fno-omit-frame-pointer -pthread -o $Checksum (Join-Path $fixtures 'checksum.c')
     & cc -g -O0 -fno-omit-frame-pointer -pthread -o $Launch (Join-Path $fixtures 'launch.c')
 
-    # The fixture runs under sh (so it is not a child of this pwsh, whose runtime waits for its own
-    # children) and answers "status" with rounds=N errors=N.
+    # The fixture is a child of this pwsh, as a user's service started from it would be (the tracer
+    # process does the ptrace work, so the runtime's own wait for its children takes nothing from it);
+    # it answers "status" with rounds=N errors=N.
     function Start-Checksum([int] $Threads) {
-        $psi = [System.Diagnostics.ProcessStartInfo]::new('/bin/sh')
-        foreach ($a in '-c', 'exec 3<&0; "$0" "$@" <&3 3<&- & wait', $Checksum, "$Threads") { $psi.ArgumentList.Add($a) }
+        $psi = [System.Diagnostics.ProcessStartInfo]::new($Checksum)
+        $psi.ArgumentList.Add("$Threads")
         $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true
         $p = [System.Diagnostics.Process]::Start($psi)
         $values = @{}
         while (($line = $p.StandardOutput.ReadLine()) -ne 'ready') { $k, $v = $line -split '=', 2; $values[$k] = $v }
-        [pscustomobject]@{ Shell = $p; Id = [int]$values.pid; Marker = [Convert]::ToUInt64($values.pslt_marker.Substring(2), 16) }
+        [pscustomobject]@{ Process = $p; Id = [int]$values.pid; Marker = [Convert]::ToUInt64($values.pslt_marker.Substring(2), 16) }
     }
     function Get-Status($f) {
-        $f.Shell.StandardInput.WriteLine('status'); $f.Shell.StandardInput.Flush()
-        $f.Shell.StandardOutput.ReadLine() -match 'rounds=(\d+) errors=(\d+)' | Out-Null
+        $f.Process.StandardInput.WriteLine('status'); $f.Process.StandardInput.Flush()
+        $f.Process.StandardOutput.ReadLine() -match 'rounds=(\d+) errors=(\d+)' | Out-Null
         [pscustomobject]@{ Rounds = [long]$Matches[1]; Errors = [long]$Matches[2] }
     }
-    function Stop-Checksum($f) { & kill $f.Id 2>$null; $f.Shell.WaitForExit(5000) | Out-Null }
+    function Stop-Checksum($f) { & kill $f.Id 2>$null; $f.Process.WaitForExit(5000) | Out-Null }
 }
 
 AfterAll {
@@ -68,6 +70,9 @@ Describe 'Save-ProcessSnapshot' {
             }
             $snap.Method | Should -Be $Used
             $dump = $snap | Read-CoreDump
+            $dump.Producer | Should -Be 'PSLinuxTrace'
+            # readelf sees the producer note (owner PSLINUXTRACE; it names type 2 after the CORE note of that number).
+            (& readelf -n $core | Select-String '^\s+PSLINUXTRACE\s+0x[0-9a-f]+\s') | Should -Not -BeNullOrEmpty
             $dump.Pid | Should -Be $f.Id
             $dump.Threads | Should -HaveCount 3
             $dump.ReadPointer($f.Marker) | Should -Be 0x5ca1ab1e0ddba11
@@ -95,6 +100,7 @@ Describe 'Save-ProcessSnapshot' {
             Set-Content -Path $core -Value 'keep me'
             Save-ProcessSnapshot -Id $f.Id -Path $core -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             $err[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+            $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId SnapshotFileExists Save-ProcessSnapshot)
             Get-Content $core | Should -Be 'keep me'
             Save-ProcessSnapshot -Id $f.Id -Path (Join-Path $Work 'whatif.core') -WhatIf
             Join-Path $Work 'whatif.core' | Should -Not -Exist
@@ -105,12 +111,13 @@ Describe 'Save-ProcessSnapshot' {
         $p = Start-Process -FilePath /bin/true -PassThru; $p.WaitForExit()
         Save-ProcessSnapshot -Id $p.Id -Path (Join-Path $Work 'missing.core') -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId ProcessNotFound Save-ProcessSnapshot)
         Join-Path $Work 'missing.core' | Should -Not -Exist
     }
 
     It 'reports a zombie as ObjectNotFound and a kernel thread as NotImplemented, writing nothing' {
         # sh forks a child that exits at once, then becomes sleep, which never waits for it.
-        $sh = Start-Process -FilePath /bin/sh -ArgumentList '-c', 'true & exec sleep 30' -PassThru
+        $sh = Start-Shell 'true & exec sleep 30' 
         try {
             $zombie = $null
             for ($i = 0; $i -lt 300 -and -not $zombie; $i++) {
@@ -127,7 +134,37 @@ Describe 'Save-ProcessSnapshot' {
 
         Save-ProcessSnapshot -Id 2 -Path (Join-Path $Work 'kthread.core') -ErrorVariable err2 -ErrorAction SilentlyContinue
         $err2[0].CategoryInfo.Category | Should -Be 'NotImplemented'
+        $err2[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId UnsupportedFeature Save-ProcessSnapshot)
         Join-Path $Work 'kthread.core' | Should -Not -Exist
+    }
+
+    It 'says why it may not snapshot pid 1, and writes nothing' {
+        $theirs = [Convert]::ToUInt64((Get-ProcStatusField 1 CapPrm), 16)
+        $ours = [Convert]::ToUInt64((Get-ProcStatusField $PID CapPrm), 16)
+        ($theirs -band -bnot $ours) | Should -Not -Be 0 -Because 'this scenario needs a pid 1 that holds a capability this session lacks'
+        $core = Join-Path $Work 'init.core'
+        Save-ProcessSnapshot -Id 1 -Path $core -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Save-ProcessSnapshot)
+        $err[0].Exception.Message | Should -Match 'CAP_'
+        "$($err[0].Exception.Message) $($err[0].ErrorDetails.RecommendedAction)" | Should -Not -Match 'run as root'
+        $core | Should -Not -Exist
+    }
+
+    It 'writes relative paths where PowerShell is and shows the method in its table' {
+        $f = Start-Checksum 1
+        Push-Location $Work
+        try {
+            $snap = Save-ProcessSnapshot -Id $f.Id -Path ./relative.core
+            $snap.Path | Should -Be (Join-Path $Work 'relative.core')
+            $snap.Path | Should -Exist
+            $text = $snap | Out-String -Width 200
+            $text | Should -Match '(?m)^\s*Pid\s+Threads\s+MemoryMiB\s+PausedMs\s+TotalMs\s+Method\s+Path\s*$'
+            $text | Should -Match "\s$($snap.Method)\s+$([regex]::Escape($snap.Path))"
+            $launched = Save-ProcessSnapshot -FilePath ./launch -Path ./launched.core -RedirectStandardOutput ./launched.out
+            $launched.Path | Should -Be (Join-Path $Work 'launched.core')
+            (Read-CoreDump ./launched.core).Producer | Should -Be 'PSLinuxTrace'
+            ($launched | Out-String -Width 200) | Should -Match '\sLaunchUntilUnreplayable\s'
+        } finally { Pop-Location; Stop-Checksum $f }
     }
 
     It 'snapshots a launched program at its first unreplayable system call' {

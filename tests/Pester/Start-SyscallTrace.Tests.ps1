@@ -2,25 +2,26 @@
 # Start-SyscallTrace from a user's chair: launched programs compared with strace, attach/detach of a
 # running fixture (which must keep running untraced), filters, -Summary, CSV export. Needs root, cc, strace.
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1') -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Import-Module $ModulePath -Force
     $script:Work = Join-Path ([System.IO.Path]::GetTempPath()) "pslt-pester-strace-$PID"
     New-Item -ItemType Directory -Path $Work -Force | Out-Null
     $script:Fixture = Join-Path $Work 'syscalls'
     & cc -g -O0 -pthread -o $Fixture (Join-Path $PSScriptRoot '..' 'Fixtures' 'syscalls.c')
 
-    # The "wait" fixture runs under sh (not a child of this pwsh, whose runtime waits for its own children),
-    # prints pid=N and ready, and answers "count" with the number of SIGUSR2 it handled.
+    # The "wait" fixture is a child of this pwsh, as a service a user started would be; it prints pid=N
+    # and ready, and answers "count" with the number of SIGUSR2 it handled.
     function Start-Waiter {
-        $psi = [System.Diagnostics.ProcessStartInfo]::new('/bin/sh')
-        foreach ($a in '-c', 'exec 3<&0; "$0" "$@" <&3 3<&- & wait', $Fixture, 'wait') { $psi.ArgumentList.Add($a) }
+        $psi = [System.Diagnostics.ProcessStartInfo]::new($Fixture)
+        $psi.ArgumentList.Add('wait')
         $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true
         $p = [System.Diagnostics.Process]::Start($psi)
         $values = @{}
         while (($line = $p.StandardOutput.ReadLine()) -ne 'ready') { $k, $v = $line -split '=', 2; $values[$k] = $v }
-        [pscustomobject]@{ Shell = $p; Id = [int]$values.pid }
+        [pscustomobject]@{ Process = $p; Id = [int]$values.pid }
     }
-    function Get-Count($f) { $f.Shell.StandardInput.WriteLine('count'); $f.Shell.StandardInput.Flush(); $f.Shell.StandardOutput.ReadLine() }
-    function Stop-Waiter($f) { $f.Shell.StandardInput.WriteLine('quit'); $f.Shell.StandardInput.Flush(); $f.Shell.WaitForExit(5000) | Out-Null }
+    function Get-Count($f) { $f.Process.StandardInput.WriteLine('count'); $f.Process.StandardInput.Flush(); $f.Process.StandardOutput.ReadLine() }
+    function Stop-Waiter($f) { $f.Process.StandardInput.WriteLine('quit'); $f.Process.StandardInput.Flush(); $f.Process.WaitForExit(5000) | Out-Null }
     function Get-TracerPid([int] $Id) { [int]((Get-Content "/proc/$Id/status" | Where-Object { $_ -like 'TracerPid:*' }) -split '\s+')[1] }
 }
 
@@ -51,7 +52,8 @@ Describe 'Start-SyscallTrace -FilePath' {
         $miss = $failed | Where-Object { $_.Arguments[1] -eq '"/nonexistent/pslinuxtrace"' }
         $miss.Name | Should -Be 'openat'
         $miss.Errno | Should -Be 'ENOENT'
-        $miss.Line | Should -BeLike 'openat(AT_FDCWD, "/nonexistent/pslinuxtrace", O_RDONLY|O_CLOEXEC) = -1 ENOENT*'
+        # As strace -y: AT_FDCWD with the directory it stands for, the program's (this location).
+        $miss.Line | Should -BeLike "openat(AT_FDCWD<$PWD>, `"/nonexistent/pslinuxtrace`", O_RDONLY|O_CLOEXEC) = -1 ENOENT*"
     }
 
     It 'groups the calls of 8 threads with Group-Object' {
@@ -75,8 +77,18 @@ Describe 'Start-SyscallTrace -FilePath' {
         (Import-Csv $csv | Where-Object Errno -eq 'ENOENT').Name | Should -Contain 'openat'
     }
 
+    It 'ends the launched program when Select-Object -First 1 stops the pipeline' {
+        $bpf = Get-BpfFdCount
+        $start = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 100000000 | Select-Object -First 1
+        $start.Kind | Should -Be 'Launch'
+        $start.ExecutablePath | Should -Be $Fixture
+        # Killed and reaped by the time the pipeline returns: no process, not even a zombie.
+        "/proc/$($start.Pid)" | Should -Not -Exist
+        Get-BpfFdCount | Should -Be $bpf
+    }
+
     It 'rejects an unknown system call name' {
-        { Start-SyscallTrace -FilePath $Fixture -Syscall no_such_call -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidSyscallFilter,PSLinuxTrace.Commands.StartSyscallTraceCommand'
+        { Start-SyscallTrace -FilePath $Fixture -Syscall no_such_call -ErrorAction Stop } | Should -Throw -ErrorId (Get-QualifiedId InvalidSyscallFilter Start-SyscallTrace)
     }
 }
 
@@ -94,9 +106,159 @@ Describe 'Start-SyscallTrace -Id' {
         finally { Stop-Waiter $f }
     }
 
+    It 'leaves the process running untraced when Select-Object -First 1 stops the pipeline' {
+        $f = Start-Waiter
+        try {
+            $bpf = Get-BpfFdCount
+            $first = Start-SyscallTrace -Id $f.Id | Select-Object -First 1
+            $first.EventType | Should -Be 'ProcessStart'
+            Assert-Untraced $f.Id
+            Get-BpfFdCount | Should -Be $bpf
+            # A second trace is not refused as "already traced by" this pwsh.
+            $calls = Start-SyscallTrace -Id $f.Id -Syscall getppid | Select-Object -Skip 1 -First 2
+            $calls.Name | Should -Be @('getppid', 'getppid')
+            Assert-Untraced $f.Id
+            & kill -USR2 $f.Id
+            Start-Sleep -Milliseconds 200
+            Get-Count $f | Should -Be 'count=1'   # it ran on and handled the signal
+        }
+        finally { Stop-Waiter $f }
+    }
+
     It 'writes ObjectNotFound for a process that does not exist' {
         Start-SyscallTrace -Id 999999 -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId ProcessNotFound Start-SyscallTrace)
+    }
+
+    It 'says why it cannot trace this session''s own process' {
+        Start-SyscallTrace -Id $PID -Timeout 1 -ErrorVariable err -ErrorAction SilentlyContinue
+        $err | Should -HaveCount 1
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Start-SyscallTrace)
+        $err[0].Exception.Message | Should -Match 'cannot trace itself'
+        $err[0].ErrorDetails.RecommendedAction | Should -Match 'another PowerShell session'
+    }
+
+    It 'names the capability a process holds that this session lacks, and does not tell root to run as root' {
+        # Which of pid 1's permitted capabilities this process lacks, from /proc (pid 1 of these machines holds one).
+        $theirs = [Convert]::ToUInt64((Get-ProcStatusField 1 CapPrm), 16)
+        $ours = [Convert]::ToUInt64((Get-ProcStatusField $PID CapPrm), 16)
+        $extra = $theirs -band -bnot $ours
+        $extra | Should -Not -Be 0 -Because 'this scenario needs a pid 1 that holds a capability this session lacks'
+        $bit = [System.Numerics.BitOperations]::TrailingZeroCount($extra)
+        $name = [PSLinuxTrace.Engine.Procfs.AccessDiagnosis]::CapabilityName($bit)
+        (& capsh --decode=$('{0:x}' -f (1 -shl $bit)) 2>$null) -replace '^0x[0-9a-f]+=', '' | Should -Be $name.ToLowerInvariant()
+        # ptrace's rule (the eBPF engine, which Auto picks as root, needs no ptrace access to the target).
+        Start-SyscallTrace -Id 1 -Timeout 1 -Engine Ptrace -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Start-SyscallTrace)
+        $err[0].Exception.Message | Should -Match $name
+        $err[0].Exception.MissingCapability | Should -Match $name
+        "$($err[0].Exception.Message) $($err[0].ErrorDetails.RecommendedAction)" | Should -Not -Match 'run as root'
+    }
+
+    It 'reports a process another tracer holds as ResourceBusy, naming the tracer' {
+        $f = Start-Waiter
+        $strace = Start-Process -FilePath strace -ArgumentList "-qq -o /dev/null -p $($f.Id)" -PassThru
+        try {
+            $tracer = Wait-Until { $t = [int](Get-ProcStatusField $f.Id TracerPid); if ($t -gt 0) { $t } } -What 'strace to attach'
+            Start-SyscallTrace -Id $f.Id -Timeout 1 -Engine Ptrace -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId TargetBusy Start-SyscallTrace)
+            $err[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
+            $err[0].Exception.OwnerPid | Should -Be $tracer
+            # The eBPF engine does not stop the process, so another tracer is no obstacle to it.
+            $calls = Start-SyscallTrace -Id $f.Id -Timeout 1 -Engine Bpf -Syscall getppid -ErrorAction Stop
+            ($calls | Where-Object Name -eq getppid) | Should -Not -BeNullOrEmpty
+        }
+        finally { $strace.Kill(); $strace.WaitForExit(); Stop-Waiter $f }
+    }
+}
+
+Describe 'Start-SyscallTrace where the user is' {
+    BeforeAll {
+        $script:Here = Join-Path $Work 'here'
+        New-Item -ItemType Directory -Path $Here -Force | Out-Null
+        Copy-Item -LiteralPath $Fixture -Destination (Join-Path $Here 'app')
+    }
+
+    It 'starts a program from PATH in the current location, as Start-Process does' {
+        Push-Location $Here
+        try {
+            $events = Start-SyscallTrace -FilePath pwd -RedirectStandardOutput pwd.txt -Syscall getcwd
+            Get-Content (Join-Path $Here 'pwd.txt') | Should -Be $Here
+            ($events | Where-Object EventType -eq 'ProcessStart' | Select-Object -First 1).Arguments | Should -Contain "`"$((Get-Command pwd -CommandType Application)[0].Source)`""
+        } finally { Pop-Location }
+    }
+
+    It 'runs git in the repository it is called from' {
+        $repo = Join-Path $Work 'repo'
+        & git init -q $repo
+        Push-Location $repo
+        try {
+            Start-SyscallTrace -FilePath git -ArgumentList 'rev-parse', '--show-toplevel' -RedirectStandardOutput top.txt -RedirectStandardError err.txt -Syscall chdir | Out-Null
+            Get-Content (Join-Path $repo 'top.txt') | Should -Be $repo
+            Get-Content (Join-Path $repo 'err.txt') | Should -BeNullOrEmpty
+        } finally { Pop-Location }
+    }
+
+    It 'finds ./app, a PSDrive path and ~ relative to PowerShell''s location' {
+        Push-Location $Here
+        $drive = New-PSDrive -Name PsltHere -PSProvider FileSystem -Root $Here
+        try {
+            $rel = Start-SyscallTrace -FilePath ./app -ArgumentList basic -RedirectStandardOutput ./out.txt -Syscall getppid
+            ($rel | Where-Object EventType -eq 'ProcessExit').Result | Should -Be '3'
+            Get-Content (Join-Path $Here 'out.txt') | Should -Be 'hello'
+            $viaDrive = Start-SyscallTrace -FilePath PsltHere:/app -ArgumentList basic -RedirectStandardOutput "~/pslt-out-$PID.txt" -Syscall getppid
+            ($viaDrive | Where-Object Name -eq getppid) | Should -HaveCount 3
+            Join-Path $HOME "pslt-out-$PID.txt" | Should -Exist
+        } finally {
+            Pop-Location
+            Remove-PSDrive $drive
+            Remove-Item -LiteralPath (Join-Path $HOME "pslt-out-$PID.txt") -ErrorAction Ignore
+        }
+    }
+
+    It 'reports a program that does not exist as ObjectNotFound' {
+        Push-Location $Here
+        try {
+            { Start-SyscallTrace -FilePath ./no-such-app -ErrorAction Stop } | Should -Throw -ErrorId (Get-QualifiedId FileNotFound Start-SyscallTrace)
+            { Start-SyscallTrace -FilePath pslt-no-such-program -ErrorAction Stop } | Should -Throw -ErrorId (Get-QualifiedId FileNotFound Start-SyscallTrace)
+        } finally { Pop-Location }
+    }
+}
+
+Describe 'Start-SyscallTrace output' {
+    It 'prints a mixed stream as one table, one strace line per event' {
+        $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList signal -RedirectStandardOutput /dev/null
+        @($events | ForEach-Object EventType | Sort-Object -Unique) | Should -Be @('Syscall', 'Signal', 'ProcessStart', 'ProcessExit')
+        $text = $events | Out-String -Width 200
+        ([regex]::Matches($text, '(?m)^\s*Tid\s+Event\s+Duration\s*$')).Count | Should -Be 1   # one table header for all
+        $text | Should -Match '--- SIGUSR1 \{si_signo=SIGUSR1, si_code=SI_USER, si_pid=\d+, si_uid=0\} ---'
+        $text | Should -Match '\+\+\+ exited with 0 \+\+\+'
+        $text | Should -Match 'kill\(\d+, SIGUSR1\) = 0'
+        $text | Should -Not -Match '(?m)^RawArguments\s*:'   # no list view for syscalls
+        # The same lines strace prints for the signal and the exit.
+        $out = Join-Path $Work 'strace-signal.txt'
+        & strace -q -o $out $Fixture signal > $null
+        $theirs = Get-Content $out
+        ($theirs | Where-Object { $_ -like '--- SIGUSR1 *' }) -replace 'si_pid=\d+', 'si_pid=N' |
+            Should -Be (($events | Where-Object EventType -eq 'Signal').Line -replace 'si_pid=\d+', 'si_pid=N')
+        $theirs[-1] | Should -Be ($events | Where-Object { $_.EventType -eq 'ProcessExit' -and -not $_.IsThread }).Line
+    }
+
+    It 'exports a mixed stream to CSV with Name, Arguments, Result and Errno on every row' {
+        $csv = Join-Path $Work 'mixed.csv'
+        $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList signal -RedirectStandardOutput /dev/null
+        $events[0].EventType | Should -Be 'ProcessStart'   # the first object decides Export-Csv's columns
+        $events | Export-Csv -Path $csv
+        $rows = Import-Csv $csv
+        $rows | Should -HaveCount $events.Count
+        foreach ($column in 'EventType', 'Name', 'Arguments', 'Result', 'Errno', 'Line') { $rows[0].PSObject.Properties.Name | Should -Contain $column }
+        $kill = $rows | Where-Object Name -eq 'kill'
+        $kill.Arguments | Should -Match '^\d+, SIGUSR1$'
+        $kill.Result | Should -Be '0'
+        $kill.Line | Should -Be "kill($($kill.Arguments)) = 0"
+        ($rows | Where-Object EventType -eq 'Signal').Name | Should -Be 'SIGUSR1'
+        ($rows | Where-Object { $_.EventType -eq 'ProcessExit' }).Result | Should -Contain '0'
     }
 }
 

@@ -103,13 +103,17 @@ public sealed class BpfCollection : IDisposable
         return ring;
     }
 
-    /// <summary>Attaches every program, in the object's order, to the tracepoint its section names.</summary>
-    public void Attach()
+    /// <summary>
+    /// Attaches every program to the tracepoint its section names: by <paramref name="order"/> (lowest
+    /// first; exit programs before entry programs, so no entry is recorded whose exit is not), else in
+    /// the object's order.
+    /// </summary>
+    public void Attach(Func<BpfProgramSpec, int>? order = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_attached) return;
         _attached = true;
-        foreach (var (spec, program) in _programs)
+        foreach (var (spec, program) in order is null ? _programs : _programs.OrderBy(p => order(p.Spec)).ToList())
         {
             IDisposable link = spec.RawTracepoint is { } raw
                 ? RawTracepointAttachment.Attach(program, raw)

@@ -135,7 +135,7 @@ public sealed class BpfProgram : IDisposable
         byte[] lic = Encoding.ASCII.GetBytes(license + "\0");
         byte[] nameBytes = Encoding.ASCII.GetBytes(name);
         int btfFd = btf?.Fd ?? -1;
-        long fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, Span<byte>.Empty, btfFd, funcInfo);
+        long fd = LoadRetryingSignals(progType, instructions, lic, nameBytes, Span<byte>.Empty, btfFd, funcInfo);
         if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);
         int errno = Errno.Last;
         if (errno is Errno.EPERM) throw BpfMap.BpfError(errno, $"BPF_PROG_LOAD ({name})");
@@ -143,7 +143,7 @@ public sealed class BpfProgram : IDisposable
         for (int size = 1 << 20; size <= 1 << 26; size <<= 2)
         {
             byte[] log = new byte[size];
-            fd = BpfCalls.ProgLoad(progType, instructions, lic, nameBytes, log, btfFd, funcInfo);
+            fd = LoadRetryingSignals(progType, instructions, lic, nameBytes, log, btfFd, funcInfo);
             if (fd >= 0) return new BpfProgram(new SafeFileDescriptor((int)fd), name);   // passed on the retry
             int e = Errno.Last;
             if (e == Errno.ENOSPC) continue;
@@ -154,6 +154,17 @@ public sealed class BpfProgram : IDisposable
                 new NativeCallException("BPF_PROG_LOAD", e, name));
         }
         throw Errno.ToException(errno, $"BPF_PROG_LOAD ({name})");
+    }
+
+    // The verifier gives up with EAGAIN when a signal is pending on the loading thread (kernel/bpf/verifier.c
+    // do_check: signal_pending), which a SIGCHLD to this process can be; libbpf retries it the same way.
+    private static long LoadRetryingSignals(uint progType, ReadOnlySpan<byte> instructions, byte[] license, byte[] name, Span<byte> log, int btfFd, byte[] funcInfo)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            long fd = BpfCalls.ProgLoad(progType, instructions, license, name, log, btfFd, funcInfo);
+            if (fd >= 0 || Errno.Last != Errno.EAGAIN || attempt == 5) return fd;
+        }
     }
 
     /// <summary>The kernel's id for this program (what `bpftool prog show` lists).</summary>

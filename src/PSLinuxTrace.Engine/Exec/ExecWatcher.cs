@@ -14,16 +14,17 @@ namespace PSLinuxTrace.Engine.Exec;
 /// The eBPF exec watcher: loads src/bpf/exec.bpf.o as a <see cref="BpfCollection"/> (maps created,
 /// map relocations applied, programs verified and attached to the execve/execveat tracepoints), reads
 /// the ring buffer on its own thread, joins each entry record with its exit record, and writes
-/// <see cref="ExecEvent"/>s to a bounded channel. Dispose detaches and closes every fd, so nothing
-/// stays in the kernel.
+/// <see cref="ExecEvent"/>s to a bounded channel. The contract callers rely on: Stop (and Dispose)
+/// ends the reader thread, then detaches and closes every BPF program, map, link and fd, so nothing
+/// stays in the kernel; the counters stay readable (as of that moment) through <see cref="Summary"/>.
 /// </summary>
 public sealed class ExecWatcher : IDisposable
 {
     public const string ObjectResource = "exec.bpf.o";
     // How long an entry waits for its exit record before it is written with Result null. An exec can
-    // take seconds on a loaded machine (loading the binary), so this is generous; it delays nothing
-    // but execs whose caller was killed mid-exec.
-    private static readonly TimeSpan ExitWait = TimeSpan.FromSeconds(10);
+    // take seconds on a loaded machine (loading the binary), so this is generous; the execs behind
+    // one whose exit never comes (a caller killed mid-exec) wait that long too, to keep time order.
+    private static readonly TimeSpan ExitWait = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan BatchDelay = TimeSpan.FromMilliseconds(20);
 
     private readonly ILogger _log;
@@ -63,7 +64,9 @@ public sealed class ExecWatcher : IDisposable
             _counters = _bpf.Map("counters");
             _bpf.Map("config", BpfCalls.BPF_MAP_TYPE_ARRAY, 4, ExecRecords.ConfigSize).Update(new byte[4], config);
             _ring = _bpf.OpenRingBuffer("events");
-            _bpf.Attach();
+            // Attached only once every program passed the verifier (which can take a while under load), and the
+            // exit programs before the entry ones: every exec whose entry is recorded then has its exit recorded.
+            _bpf.Attach(p => p.Tracepoint!.Contains("/sys_exit_", StringComparison.Ordinal) ? 0 : 1);
             ProgramIds = _bpf.ProgramIds;
         }
         catch
@@ -91,10 +94,14 @@ public sealed class ExecWatcher : IDisposable
     }
 
     /// <summary>Ring buffer reservation failures counted by the BPF programs (events the kernel could not hand over).</summary>
-    public ulong LostEvents => ReadCounter(0);
+    public ulong LostEvents => _finalCounters?.Lost ?? ReadCounter(0);
 
     /// <summary>argv/envp strings the kernel could not read (page not present); those events are marked Truncated.</summary>
-    public ulong FaultedReads => ReadCounter(1);
+    public ulong FaultedReads => _finalCounters?.Faulted ?? ReadCounter(1);
+
+    // The counters as they were when Stop closed the maps.
+    private (ulong Lost, ulong Faulted)? _finalCounters;
+    private readonly object _stopGate = new();
 
     public ExecWatchSummary Summary => new(Interlocked.Read(ref _emitted), LostEvents, FaultedReads, _clock.Elapsed);
 
@@ -105,19 +112,13 @@ public sealed class ExecWatcher : IDisposable
         return BinaryPrimitives.ReadUInt64LittleEndian(_counters.Lookup(key));
     }
 
-    private sealed class Pending(ExecEvent e, TimeSpan seen)
-    {
-        public ExecEvent Event = e;
-        public TimeSpan Seen = seen;
-    }
-
     private void Run()
     {
-        var pending = new Dictionary<int, Pending>();
+        var queue = new ExecEventQueue(ExitWait);
         var ready = new List<ExecEvent>();
-        TimeSpan lastLostCheck = TimeSpan.Zero, lastStaleCheck = TimeSpan.Zero;
+        TimeSpan lastLostCheck = TimeSpan.Zero;
         Exception? error = null;
-        RingBufferReader.RecordHandler handler = rec => OnRecord(rec, pending, ready);
+        RingBufferReader.RecordHandler handler = rec => OnRecord(rec, queue);
         CancellationToken stop = _stop.Token;
         try
         {
@@ -130,25 +131,17 @@ public sealed class ExecWatcher : IDisposable
                 if (_ring.Wait(100)) stop.WaitHandle.WaitOne(BatchDelay);
                 _ring.Consume(handler);
                 TimeSpan now = _clock.Elapsed;
-                // An entry whose exit never came (the exit record was lost, or the caller was killed mid-exec).
-                if (pending.Count > 0 && now - lastStaleCheck > ExitWait)
-                {
-                    lastStaleCheck = now;
-                    foreach (var (tid, p) in pending.Where(kv => now - kv.Value.Seen > ExitWait).ToList())
-                    {
-                        pending.Remove(tid);
-                        ready.Add(p.Event);
-                    }
-                }
+                queue.Release(now, all: false, ready);
                 if (!Emit(ready, stop)) break;
                 if (now - lastLostCheck > TimeSpan.FromMilliseconds(250)) { CheckLost(); lastLostCheck = now; }
             }
             // Ended by -Timeout or -Count (not by Stop): hand over what is already in the ring and
-            // the entries still waiting for an exit. After Stop nobody reads any more, so skip it.
+            // the entries still waiting for an exit (in order, result unknown). After Stop nobody
+            // reads any more, so skip it.
             if (!stop.IsCancellationRequested)
             {
                 _ring.Consume(handler);
-                ready.AddRange(pending.Values.Select(p => p.Event));
+                queue.Release(_clock.Elapsed, all: true, ready);
                 Emit(ready, stop);
             }
             CheckLost();
@@ -169,10 +162,10 @@ public sealed class ExecWatcher : IDisposable
         }
     }
 
-    /// <summary>Writes ready events; false once Count is reached.</summary>
+    /// <summary>Writes ready events (already in time order); false once Count is reached.</summary>
     private bool Emit(List<ExecEvent> ready, CancellationToken stop)
     {
-        foreach (ExecEvent e in ready.OrderBy(e => e.Timestamp))
+        foreach (ExecEvent e in ready)
         {
             if (_options.Count > 0 && Interlocked.Read(ref _emitted) >= _options.Count) { ready.Clear(); return false; }
             // A full channel (the pipeline is slower than the execs) blocks here; the ring then
@@ -185,7 +178,7 @@ public sealed class ExecWatcher : IDisposable
         return !(_options.Count > 0 && Interlocked.Read(ref _emitted) >= _options.Count);
     }
 
-    private void OnRecord(ReadOnlySpan<byte> rec, Dictionary<int, Pending> pending, List<ExecEvent> ready)
+    private void OnRecord(ReadOnlySpan<byte> rec, ExecEventQueue queue)
     {
         if (rec.Length < 4) return;
         uint kind = ExecRecords.Kind(rec);
@@ -193,20 +186,12 @@ public sealed class ExecWatcher : IDisposable
         {
             ExecEvent e = ExecRecords.ParseEnter(rec, _bootToRealtimeNs, _options.IncludeEnvironment);
             if (_names is not null && !MatchesName(e.Filename)) return;
-            if (pending.Remove(e.Tid, out Pending? stale)) ready.Add(stale.Event);   // an earlier exec by this thread never exited
-            pending[e.Tid] = new Pending(e, _clock.Elapsed);
+            queue.Enter(e, _clock.Elapsed);
         }
         else if (kind == ExecRecords.RecExit && rec.Length >= ExecRecords.ExitSize)
         {
             var (pid, tid, ret) = ExecRecords.ParseExit(rec);
-            // A successful exec by a non-leader thread returns in the leader's tid (de_thread), so fall back to the pid.
-            if (!pending.Remove(tid, out Pending? p))
-            {
-                int key = ret == 0 ? pending.FirstOrDefault(kv => kv.Value.Event.Pid == pid).Key : 0;
-                if (key == 0 || !pending.Remove(key, out p)) return;   // began before we attached, or filtered out
-            }
-            int errno = ret < 0 ? (int)-ret : 0;
-            ready.Add(p.Event with { Result = errno == 0 ? "0" : Errno.Name(errno), ErrorCode = errno });
+            queue.Exit(pid, tid, ret);
         }
     }
 
@@ -237,7 +222,7 @@ public sealed class ExecWatcher : IDisposable
         }
         catch (UnauthorizedAccessException)
         {
-            throw new TargetPermissionDeniedException($"Permission denied reading {link}.", "CAP_SYS_PTRACE");
+            throw Procfs.AccessDiagnosis.Explain(pid, $"reading {link}", Errno.EACCES);
         }
         catch (IOException) when (!Directory.Exists($"/proc/{pid}"))
         {
@@ -245,18 +230,34 @@ public sealed class ExecWatcher : IDisposable
         }
     }
 
-    /// <summary>Stops the reader thread (the channel completes).</summary>
+    /// <summary>
+    /// Stops the reader thread (the channel completes), then closes every BPF object: after Stop
+    /// returns, nothing of the watch is left in the kernel. Safe to call more than once.
+    /// </summary>
     public void Stop()
     {
         try { _stop.Cancel(); } catch (ObjectDisposedException) { }
+        lock (_stopGate)
+        {
+            if (_finalCounters is not null) return;
+            // The reader wakes at least every 100 ms (ring wait) and its channel writes are cancellable.
+            if (_thread is not null && !_thread.Join(TimeSpan.FromSeconds(10)))
+            {
+                // Unmapping the ring under a thread that reads it would crash the process: leave the
+                // objects to the process's exit instead.
+                _log.LogWarning("The Watch-Exec reader thread did not stop within 10 s; its BPF objects stay open until this process exits.");
+                return;
+            }
+            try { _finalCounters = (ReadCounter(0), ReadCounter(1)); }
+            catch (LinuxTraceException) { _finalCounters = (0, 0); }
+            _bpf.Dispose();   // detaches, then closes the ring, programs and maps
+            _channel.Writer.TryComplete();
+        }
     }
 
     public void Dispose()
     {
         Stop();
-        _thread?.Join();
-        _bpf.Dispose();   // detaches, then closes the ring, programs and maps
-        _channel.Writer.TryComplete();
         _stop.Dispose();
     }
 }

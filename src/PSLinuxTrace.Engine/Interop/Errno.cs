@@ -162,18 +162,19 @@ public static class Errno
 
     /// <summary>
     /// Turns the errno of a failed call into the matching engine exception. <paramref name="pid"/>
-    /// is the target process, when the call was about one, so ESRCH names it.
+    /// is the target process, when the call was about one, so ESRCH names it and EPERM/EACCES say
+    /// why access to it was refused (<see cref="Procfs.AccessDiagnosis"/>).
     /// </summary>
     public static LinuxTraceException ToException(int errno, string call, int pid = 0, string? context = null)
     {
-        string what = context ?? (pid > 0 ? $"process {pid}" : call);
         return errno switch
         {
             ESRCH => new ProcessNotFoundException(pid, pid > 0 ? $"Process {pid} does not exist or has exited ({call})." : $"{call}: no such process."),
+            EPERM or EACCES when pid > 0 => Procfs.AccessDiagnosis.Explain(pid, context is null ? call : $"{call} ({context})", errno),
             EPERM or EACCES => new TargetPermissionDeniedException(
-                $"Permission denied: {call} on {what}. Run as root, or grant the capability it needs " +
-                $"(CAP_SYS_PTRACE for other users' processes; CAP_BPF and CAP_PERFMON for eBPF).",
-                null, null),
+                $"Permission denied: {call}{(context is null ? "" : $" on {context}")}: this process lacks a privilege the call needs " +
+                "(CAP_BPF and CAP_PERFMON for eBPF, CAP_SYS_ADMIN for some /proc files), or a security rule refused it.",
+                null, null, null, errno),
             ENOSYS => new UnsupportedFeatureException(call, null, "the system call is not implemented"),
             _ => new NativeCallException(call, errno, context ?? (pid > 0 ? $"pid {pid}" : null)),
         };

@@ -3,53 +3,11 @@ using System.Runtime.InteropServices;
 namespace PSLinuxTrace.Engine.Interop;
 
 /// <summary>
-/// Typed ptrace requests. Every call must come from the thread that seized the tracee (ptrace's
-/// rule); errno becomes a typed exception here: ESRCH → ProcessNotFound, EPERM → PermissionDenied
-/// (or TargetBusy when another tracer holds the process).
+/// Typed ptrace requests, each failure through the one errno check. Every call must come from the thread
+/// that seized the tracee (ptrace's rule): Ptrace/PtraceSession is their one caller and enforces it.
 /// </summary>
 internal static unsafe class Ptrace
 {
-    public static void Seize(int tid, int options)
-    {
-        if (LibC.ptrace(LibC.PTRACE_SEIZE, tid, 0, options) == 0) return;
-        int e = Errno.Last;
-        if (e == Errno.EPERM)
-        {
-            int tracer = TracerOf(tid);
-            if (tracer > 0) throw new TargetBusyException($"Process {tid} is already traced by process {tracer} ({Comm(tracer)}); a process can have only one tracer.", tracer);
-            throw new TargetPermissionDeniedException($"ptrace(PTRACE_SEIZE) of {tid} was refused: run as root or with CAP_SYS_PTRACE (and check kernel.yama.ptrace_scope).", "CAP_SYS_PTRACE");
-        }
-        throw Errno.ToException(e, "ptrace(PTRACE_SEIZE)", tid);
-    }
-
-    /// <summary>
-    /// The process tracing <paramref name="pid"/>, or 0. TracerPid names the tracing thread; a user
-    /// recognizes the process (its thread-group id), so that is what is returned.
-    /// </summary>
-    public static int TracerOf(int pid)
-    {
-        int tracer = StatusField(pid, "TracerPid:");
-        return tracer > 0 && StatusField(tracer, "Tgid:") is int tgid and > 0 ? tgid : tracer;
-    }
-
-    private static int StatusField(int pid, string key)
-    {
-        try
-        {
-            foreach (string line in File.ReadLines($"/proc/{pid}/status"))
-                if (line.StartsWith(key, StringComparison.Ordinal)) return int.Parse(line.AsSpan(key.Length).Trim());
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return 0;
-    }
-
-    private static string Comm(int pid)
-    {
-        try { return File.ReadAllText($"/proc/{pid}/comm").Trim(); }
-        catch (IOException) { return "?"; }
-    }
-
     private static void Check(long r, string what, int tid)
     {
         if (r == -1) throw Errno.ToException(Errno.Last, what, tid);
@@ -125,56 +83,6 @@ internal static unsafe class Ptrace
 
     public static void PokeData(int pid, ulong address, ulong value) =>
         Check(LibC.ptrace(LibC.PTRACE_POKEDATA, pid, (nint)address, (nint)value), "ptrace(PTRACE_POKEDATA)", pid);
-
-    /// <summary>
-    /// Waits for a ptrace stop or exit of <paramref name="tid"/> (waitpid with __WALL, polling so a
-    /// timeout and cancellation work). Returns the wait status, or null on timeout.
-    /// </summary>
-    public static int? Wait(int tid, TimeSpan timeout, CancellationToken cancel = default)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        int spins = 0;
-        while (true)
-        {
-            int r = LibC.waitpid(tid, out int status, LibC.__WALL | LibC.WNOHANG);
-            if (r == tid) return status;
-            if (r == -1)
-            {
-                int e = Errno.Last;
-                if (e == Errno.EINTR) continue;
-                if (e == Errno.ECHILD) throw new ProcessNotFoundException(tid, $"Thread {tid} is no longer traced by us (it exited, or another waiter took its status).");
-                throw Errno.ToException(e, "waitpid", tid);
-            }
-            if (DateTime.UtcNow >= deadline || cancel.IsCancellationRequested) return null;
-            if (++spins < 200) Thread.SpinWait(50);
-            else Thread.Sleep(spins < 400 ? 0 : 1);
-        }
-    }
-
-    /// <summary>Blocking waitpid for any traced child (-1) or one tid; returns (pid, status), pid 0 with WNOHANG when nothing is ready.</summary>
-    public static (int Pid, int Status) WaitAny(int pid, int options)
-    {
-        while (true)
-        {
-            int r = LibC.waitpid(pid, out int status, options);
-            if (r >= 0) return (r, status);
-            int e = Errno.Last;
-            if (e == Errno.EINTR) continue;
-            return (-e, 0);
-        }
-    }
-
-    /// <summary>The one-letter state of a thread from /proc/PID/task/TID/stat ('t' = ptrace stop), or '\0' when gone.</summary>
-    public static char ThreadState(int pid, int tid)
-    {
-        try
-        {
-            string stat = File.ReadAllText($"/proc/{pid}/task/{tid}/stat");
-            int close = stat.LastIndexOf(')');
-            return close > 0 && close + 2 < stat.Length ? stat[close + 2] : '\0';
-        }
-        catch (IOException) { return '\0'; }
-    }
 }
 
 /// <summary>struct ptrace_syscall_info (include/uapi/linux/ptrace.h), decoded.</summary>

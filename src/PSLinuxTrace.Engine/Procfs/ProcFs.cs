@@ -79,9 +79,7 @@ public static class ProcFs
     private static LinuxTraceException Fail(int errno, int pid, string path) => errno switch
     {
         Errno.ENOENT or Errno.ESRCH => new ProcessNotFoundException(pid),
-        Errno.EACCES or Errno.EPERM => new TargetPermissionDeniedException(
-            $"Permission denied reading {path}: run as root or with CAP_SYS_PTRACE (and a ptrace_scope that allows it).", "CAP_SYS_PTRACE"),
-        _ => Errno.ToException(errno, "read", pid, path),
+        _ => Errno.ToException(errno, $"reading {path}", pid),
     };
 
     /// <summary>

@@ -3,39 +3,53 @@ using PSLinuxTrace.Engine.Interop;
 namespace PSLinuxTrace.Engine.Ptrace;
 
 /// <summary>
-/// Starts a program so that a tracer can seize it before its execve: the child is a /bin/sh that stops
-/// itself with SIGSTOP and then execs the program (an absolute path, so the shell makes exactly one
-/// execve). After <see cref="SpawnStopped"/> returns, the caller PTRACE_SEIZEs the pid and sends
+/// Starts a program so that a tracer can seize it before its execve: the child is a /bin/sh that changes
+/// to the working directory, stops itself with SIGSTOP and then execs the program (an absolute path, so
+/// the shell makes exactly one execve; posix_spawn has no chdir in glibc 2.36's public API). After <see cref="SpawnStopped"/> returns, the caller PTRACE_SEIZEs the pid and sends
 /// SIGCONT; the next syscall the child makes is the execve of the program.
 /// Call it on the tracer thread: the child belongs to the thread that spawned it.
 /// </summary>
 public static class TraceeLauncher
 {
     private const string Shell = "/bin/sh";
-    private const string StopThenExec = "kill -STOP $$; exec \"$0\" \"$@\"";
+    // $1 is the directory (passed as an argument, so no quoting can go wrong), $0 the program.
+    private const string StopThenExec = "cd -- \"$1\" || exit 126; shift; kill -STOP $$; exec \"$0\" \"$@\"";
 
-    /// <summary>Resolves a program name the way a shell would (PATH lookup) to an absolute path.</summary>
+    /// <summary>
+    /// Resolves a program the way a shell would to an absolute path: a name with a '/' relative to
+    /// <paramref name="workingDirectory"/>, one without looked up in PATH (executable files only).
+    /// </summary>
     public static string ResolveProgram(string program, string? workingDirectory = null)
     {
+        string cwd = workingDirectory ?? Environment.CurrentDirectory;
         if (program.Contains('/'))
         {
-            string full = Path.GetFullPath(program, workingDirectory ?? Environment.CurrentDirectory);
-            if (!File.Exists(full)) throw new FileNotFoundException($"The program '{program}' does not exist.", full);
+            string full = Path.GetFullPath(program, cwd);
+            if (!File.Exists(full)) throw new FileNotFoundException($"The program '{program}' does not exist ({full}).", full);
             return full;
         }
-        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':'))
         {
-            string candidate = Path.Combine(dir, program);
-            if (File.Exists(candidate)) return candidate;
+            // An empty PATH entry means the current directory (execvp(3)).
+            string candidate = Path.GetFullPath(Path.Combine(dir.Length == 0 ? "." : dir, program), cwd);
+            if (File.Exists(candidate) && IsExecutable(candidate)) return candidate;
         }
         throw new FileNotFoundException($"The program '{program}' was not found in PATH.", program);
     }
 
-    /// <summary>Spawns the stopped shell; returns its pid once it is in the SIGSTOP group-stop.</summary>
+    private static bool IsExecutable(string path) =>
+        !OperatingSystem.IsLinux() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
+
+    /// <summary>
+    /// Spawns the stopped shell in <paramref name="workingDirectory"/> (default: this process's);
+    /// returns its pid once it is in the SIGSTOP group-stop.
+    /// </summary>
     public static int SpawnStopped(string absoluteProgramPath, IReadOnlyList<string> arguments,
-        string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null)
+        string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null, string? workingDirectory = null)
     {
-        var argv = new List<string>(arguments.Count + 4) { "sh", "-c", StopThenExec, absoluteProgramPath };
+        string cwd = Path.GetFullPath(workingDirectory ?? Environment.CurrentDirectory);
+        if (!Directory.Exists(cwd)) throw new DirectoryNotFoundException($"The working directory '{cwd}' does not exist.");
+        var argv = new List<string>(arguments.Count + 5) { "sh", "-c", StopThenExec, absoluteProgramPath, cwd };
         argv.AddRange(arguments);
         var envp = new List<string>();
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())

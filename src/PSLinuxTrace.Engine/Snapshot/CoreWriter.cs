@@ -240,8 +240,12 @@ internal static class CoreWriter
             if (t.XState is not null) Note(ms, "LINUX", ElfNote.NT_X86_XSTATE, t.XState);
         }
         foreach (var (name, type, desc) in image.ExtraNotes) Note(ms, name, type, desc);
+        // Who wrote the core (Read-CoreDump's Producer), on live and launch snapshots alike; gdb skips notes it does not know.
+        Note(ms, Cores.CoreDumpReader.SnapshotNoteName, Cores.CoreDumpReader.ProducerNoteType, Encoding.ASCII.GetBytes($"PSLinuxTrace {ProducerVersion}\0"));
         return ms.ToArray();
     }
+
+    private static readonly string ProducerVersion = typeof(CoreWriter).Assembly.GetName().Version?.ToString(3) ?? "0";
 
     private static void Note(Stream s, string name, uint type, byte[] desc)
     {

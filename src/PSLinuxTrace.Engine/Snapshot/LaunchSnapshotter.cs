@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Host;
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Ptrace;
@@ -50,103 +52,155 @@ public sealed class LaunchSnapshotter
     private static bool ReadOnly(ulong flags) => (flags & O_ACCMODE) == 0 && (flags & (O_CREAT | O_TRUNC)) == 0;
 
     public ProcessSnapshot Save(string program, IReadOnlyList<string> arguments, string path, SnapshotMemory include,
-        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default)
+        string? stdin = null, string? stdout = null, string? stderr = null, Action<long, long>? progress = null, CancellationToken cancel = default,
+        string? workingDirectory = null)
     {
         var total = Stopwatch.StartNew();
-        string exe = TraceeLauncher.ResolveProgram(program);
-        int pid = TraceeLauncher.SpawnStopped(exe, arguments, stdin, stdout, stderr);
+        string exe = TraceeLauncher.ResolveProgram(program, workingDirectory);
+        if (!TracerHost.RunsInPlace)
+            return TracerClient.Run<ProcessSnapshot>(new TracerRequest
+            {
+                Operation = TracerOperation.LaunchSnapshot, Program = exe, Arguments = [.. arguments], OutputPath = Path.GetFullPath(path),
+                Include = include, StandardInput = stdin, StandardOutput = stdout, StandardError = stderr, WorkingDirectory = workingDirectory,
+            }, _log, progress, cancel);
+        using var session = new PtraceSession(_log);
+        int pid = session.Launch(exe, arguments, PtraceOptions.SysGood | PtraceOptions.Exec, workingDirectory, stdin, stdout, stderr);
         bool complete = false;
-        var warnings = new List<string>();
-        int brkRefused = 0, replayed = 0;
-        ulong tidAddress = 0;
         try
         {
-            Interop.Ptrace.Seize(pid, LibC.PTRACE_O_TRACESYSGOOD | LibC.PTRACE_O_TRACEEXEC | LibC.PTRACE_O_EXITKILL);
             LibC.kill(pid, LibC.SIGCONT);
-            bool execDone = false, pendingBrk = false;
-            while (true)
-            {
-                cancel.ThrowIfCancellationRequested();
-                int? st = Interop.Ptrace.Wait(pid, TimeSpan.FromMinutes(5), cancel);
-                if (st is null)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    throw new TargetBusyException($"{program} made no system call for 5 minutes before its first unreplayable one.");
-                }
-                int status = st.Value;
-                if (LibC.WIFEXITED(status) || LibC.WIFSIGNALED(status))
-                    throw new LinuxTraceException($"{program} exited before its first unreplayable system call (status 0x{status:x}); there is nothing to snapshot.");
-                int sig = LibC.WSTOPSIG(status), ev = LibC.PtraceEvent(status);
-                if (ev == LibC.PTRACE_EVENT_EXEC) { execDone = true; Interop.Ptrace.Syscall(pid); continue; }
-                if (ev == LibC.PTRACE_EVENT_STOP) { Interop.Ptrace.Syscall(pid); continue; }  // group-stop of the launcher, SIGCONT resumes it
-                if (sig != (LibC.SIGTRAP | 0x80))
-                {
-                    Interop.Ptrace.Syscall(pid, sig == LibC.SIGTRAP ? 0 : sig); // deliver the program's own signals
-                    continue;
-                }
-                var info = PtraceSyscallInfo.Get(pid);
-                if (!execDone) { Interop.Ptrace.Syscall(pid); continue; }
-                if (info.IsExit)
-                {
-                    if (pendingBrk)
-                    {
-                        // brk refused: return 0 (below any request), so malloc falls back to mmap.
-                        var r = Interop.Ptrace.GetRegs(pid);
-                        r.rax = 0;
-                        Interop.Ptrace.SetRegs(pid, r);
-                        pendingBrk = false;
-                    }
-                    Interop.Ptrace.Syscall(pid);
-                    continue;
-                }
-                string name = SyscallTable.Name((long)info.Number);
-                var args = info.Args;
-                switch (Classify(name, args))
-                {
-                    case Verdict.Replay:
-                        if (name == "set_tid_address") tidAddress = args[0];
-                        replayed++;
-                        Interop.Ptrace.Syscall(pid);
-                        continue;
-                    case Verdict.RefuseBrk:
-                    {
-                        var r = Interop.Ptrace.GetRegs(pid);
-                        r.orig_rax = ulong.MaxValue; // skip the call
-                        Interop.Ptrace.SetRegs(pid, r);
-                        pendingBrk = true;
-                        brkRefused++;
-                        Interop.Ptrace.Syscall(pid);
-                        continue;
-                    }
-                    case Verdict.MultiThreaded:
-                        throw new UnsupportedFeatureException("Launch snapshots of multi-threaded programs", null,
-                            $"{program} starts a thread ({name}) before its first unreplayable system call; a restore could not recreate it. Take a live snapshot (-Id) instead.");
-                    case Verdict.Exit:
-                        throw new LinuxTraceException($"{program} called {name} before any unreplayable system call; there is nothing to snapshot.");
-                }
-                // The first unreplayable call: the program stays at this syscall-entry stop while it is written.
-                string call = $"{name}({string.Join(", ", args.Take(ArgCount(name)).Select(v => $"0x{v:x}"))})";
-                _log.LogInformation("{Program} stopped at its first unreplayable system call {Call}, after {Replayed} replayable ones ({Brk} brk refused).",
-                    program, call, replayed, brkRefused);
-                var snapshot = Write(pid, path, include, progress, cancel, info, name, tidAddress, brkRefused, replayed, warnings, total);
-                complete = true;
-                return snapshot with { StoppedAtSyscall = call, StoppedAtSyscallNumber = (int)info.Number };
-            }
+            var stop = RunUntilUnreplayable(session, pid, program, cancel);
+            // The first unreplayable call: the program stays at this syscall-entry stop while it is written.
+            string call = $"{stop.Name}({string.Join(", ", stop.Info.Args.Take(ArgCount(stop.Name)).Select(v => $"0x{v:x}"))})";
+            _log.LogInformation("{Program} stopped at its first unreplayable system call {Call}, after {Replayed} replayable ones ({Brk} brk refused).",
+                program, call, stop.Replayed, stop.BrkRefused);
+            var snapshot = Write(session, pid, path, include, progress, cancel, stop, total);
+            complete = true;
+            return snapshot with { StoppedAtSyscall = call, StoppedAtSyscallNumber = (int)stop.Info.Number };
         }
         finally
         {
             // The program ends here in every case (it was only run to be snapshotted).
-            LibC.kill(pid, LibC.SIGKILL);
-            for (int i = 0; i < 100; i++)
-            {
-                var (r, s) = Interop.Ptrace.WaitAny(pid, LibC.__WALL);
-                if (r != pid || LibC.WIFEXITED(s) || LibC.WIFSIGNALED(s)) break;
-            }
+            session.KillAndReap(pid, TimeSpan.FromSeconds(5));
             if (!complete)
             {
                 try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             }
         }
+    }
+
+    /// <summary>Where the program stopped: the syscall-entry stop of its first unreplayable call, and what it did before.</summary>
+    private sealed record Unreplayable(SyscallInfo Info, string Name, ulong TidAddress, int BrkRefused, int Replayed);
+
+    /// <summary>Runs the launched program from its execve, replaying or refusing its calls, until one cannot be replayed.</summary>
+    private static Unreplayable RunUntilUnreplayable(PtraceSession session, int pid, string program, CancellationToken cancel)
+    {
+        int brkRefused = 0, replayed = 0;
+        ulong tidAddress = 0;
+        bool execDone = false, pendingBrk = false;
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            if (session.WaitFor(pid, TimeSpan.FromMinutes(5), cancel) is not { } status)
+            {
+                cancel.ThrowIfCancellationRequested();
+                throw new TargetBusyException($"{program} made no system call for 5 minutes before its first unreplayable one.");
+            }
+            if (status.Ended)
+                throw new LinuxTraceException($"{program} exited before its first unreplayable system call ({status}); there is nothing to snapshot.");
+            if (status.Event == PtraceEvent.Exec) { execDone = true; session.ContinueToSyscall(pid); continue; }
+            if (status.Event == PtraceEvent.Stop) { session.ContinueToSyscall(pid); continue; }  // group-stop of the launcher, SIGCONT resumes it
+            if (!status.IsSyscallStop)
+            {
+                session.ContinueToSyscall(pid, status.StopSignal == LibC.SIGTRAP ? 0 : status.StopSignal); // deliver the program's own signals
+                continue;
+            }
+            var info = session.GetSyscallInfo(pid);
+            if (!execDone) { session.ContinueToSyscall(pid); continue; }
+            if (info.IsExit)
+            {
+                if (pendingBrk)
+                {
+                    // brk refused: return 0 (below any request), so malloc falls back to mmap.
+                    var r = session.GetRegisters(pid);
+                    r.rax = 0;
+                    session.SetRegisters(pid, r);
+                    pendingBrk = false;
+                }
+                session.ContinueToSyscall(pid);
+                continue;
+            }
+            string name = SyscallTable.Name((long)info.Number);
+            var args = info.Args;
+            switch (Classify(name, args))
+            {
+                case Verdict.Replay:
+                    if (name == "set_tid_address") tidAddress = args[0];
+                    replayed++;
+                    session.ContinueToSyscall(pid);
+                    continue;
+                case Verdict.RefuseBrk:
+                {
+                    var r = session.GetRegisters(pid);
+                    r.orig_rax = ulong.MaxValue; // skip the call
+                    session.SetRegisters(pid, r);
+                    pendingBrk = true;
+                    brkRefused++;
+                    session.ContinueToSyscall(pid);
+                    continue;
+                }
+                case Verdict.MultiThreaded:
+                    throw new UnsupportedFeatureException("Launch snapshots of multi-threaded programs", null,
+                        $"{program} starts a thread ({name}) before its first unreplayable system call; a restore could not recreate it. Take a live snapshot (-Id) instead.");
+                case Verdict.Exit:
+                    throw new LinuxTraceException($"{program} called {name} before any unreplayable system call; there is nothing to snapshot.");
+            }
+            return new Unreplayable(info, name, tidAddress, brkRefused, replayed);
+        }
+    }
+
+    /// <summary>
+    /// The PSLINUXTRACE note: what a restorer needs beyond the core (fs base, tid address, the pending
+    /// syscall, the open files), as JSON. Written with Utf8JsonWriter: the tracer process is NativeAOT,
+    /// where reflection-based serialization is not available.
+    /// </summary>
+    private static byte[] RestoreNote(int pid, UserRegsX64 regs, SyscallInfo info, string name, ulong tidAddress, int brkRefused, int replayed)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("format", "pslinuxtrace-launch-snapshot/1");
+            w.WriteNumber("fsBase", regs.fs_base);
+            w.WriteNumber("tidAddress", tidAddress);
+            w.WriteStartObject("syscall");
+            w.WriteNumber("number", info.Number);
+            w.WriteString("name", name);
+            w.WriteStartArray("args");
+            foreach (ulong a in info.Args) w.WriteNumberValue(a);
+            w.WriteEndArray();
+            w.WriteNumber("ip", info.InstructionPointer);
+            w.WriteNumber("sp", info.StackPointer);
+            w.WriteEndObject();
+            w.WriteStartArray("files");
+            foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                string n = Path.GetFileName(fd);
+                var fdinfo = File.ReadAllLines($"/proc/{pid}/fdinfo/{n}").Select(l => l.Split(':', 2)).Where(a => a.Length == 2)
+                    .ToDictionary(a => a[0].Trim(), a => a[1].Trim());
+                w.WriteStartObject();
+                w.WriteNumber("fd", int.Parse(n));
+                w.WriteString("path", new FileInfo(fd).LinkTarget);
+                w.WriteString("flags", fdinfo.GetValueOrDefault("flags"));
+                w.WriteString("pos", fdinfo.GetValueOrDefault("pos"));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteNumber("brkRefused", brkRefused);
+            w.WriteNumber("replayedSyscalls", replayed);
+            w.WriteEndObject();
+        }
+        return buffer.ToArray();
     }
 
     private static int ArgCount(string name) => name switch
@@ -157,10 +211,10 @@ public sealed class LaunchSnapshotter
         _ => 6,
     };
 
-    private ProcessSnapshot Write(int pid, string path, SnapshotMemory include, Action<long, long>? progress, CancellationToken cancel,
-        SyscallInfo info, string name, ulong tidAddress, int brkRefused, int replayed, List<string> warnings, Stopwatch total)
+    private static ProcessSnapshot Write(PtraceSession session, int pid, string path, SnapshotMemory include, Action<long, long>? progress,
+        CancellationToken cancel, Unreplayable stop, Stopwatch total)
     {
-        var regs = Interop.Ptrace.GetRegs(pid);
+        var regs = session.GetRegisters(pid);
         var image = new CoreImage
         {
             Pid = pid,
@@ -173,39 +227,15 @@ public sealed class LaunchSnapshotter
         image.ParentPid = status.ParentPid;
         image.Uid = status.RealUid;
         image.Gid = status.RealGid;
-        image.Threads.Add(new CoreImage.Thread
-        {
-            Tid = pid,
-            Registers = regs,
-            FpRegs = Interop.Ptrace.GetFpRegs(pid),
-            XState = Interop.Ptrace.GetRegSet(pid, LibC.NT_X86_XSTATE),
-        });
-        LiveSnapshotter.AddSegments(image, ProcFs.ReadMaps(pid), pid, include);
-        var files = new List<object>();
-        foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
-        {
-            string n = Path.GetFileName(fd);
-            string? target = new FileInfo(fd).LinkTarget;
-            var fdinfo = File.ReadAllLines($"/proc/{pid}/fdinfo/{n}").Select(l => l.Split(':', 2)).Where(a => a.Length == 2)
-                .ToDictionary(a => a[0].Trim(), a => a[1].Trim());
-            files.Add(new { fd = int.Parse(n), path = target, flags = fdinfo.GetValueOrDefault("flags"), pos = fdinfo.GetValueOrDefault("pos") });
-        }
-        var restore = new
-        {
-            format = "pslinuxtrace-launch-snapshot/1",
-            fsBase = regs.fs_base,
-            tidAddress,
-            syscall = new { number = info.Number, name, args = info.Args, ip = info.InstructionPointer, sp = info.StackPointer },
-            files,
-            brkRefused,
-            replayedSyscalls = replayed,
-        };
-        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, 1, JsonSerializer.SerializeToUtf8Bytes(restore)));
+        image.Threads.Add(CoreImageCollector.ThreadOf(session, pid));
+        CoreImageCollector.AddSegments(image, ProcFs.ReadMaps(pid), pid, include);
+        image.ExtraNotes.Add((Cores.CoreDumpReader.SnapshotNoteName, Cores.CoreDumpReader.RestoreStateNoteType,
+            RestoreNote(pid, regs, stop.Info, stop.Name, stop.TidAddress, stop.BrkRefused, stop.Replayed)));
         var sw = Stopwatch.StartNew();
         using var output = CoreWriter.CreateFile(path);
         var (fileSize, unreadable) = CoreWriter.Write(output, image, (a, b) => RemoteMemory.Read(pid, a, b), progress, cancel);
         long memory = image.Segments.Sum(s => (long)s.DumpSize);
         return new ProcessSnapshot(Path.GetFullPath(path), pid, 1, image.Segments.Count, fileSize, memory, sw.Elapsed, total.Elapsed,
-            "LaunchUntilUnreplayable", warnings.ToArray()) { UnreadableBytes = unreadable };
+            "LaunchUntilUnreplayable", []) { UnreadableBytes = unreadable };
     }
 }

@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Ptrace;
 using PSLinuxTrace.Engine.Interop;
 
 namespace PSLinuxTrace.Engine.Snapshot;

@@ -50,6 +50,15 @@ public sealed class ProcSymbolScanner : IDisposable
     /// <summary>Files opened (parsed) so far: one per distinct (device, inode).</summary>
     public int FilesParsed { get; private set; }
 
+    /// <summary>
+    /// Processes a scan of every process (no pids named) skipped because we may not read them
+    /// (pid 1 holding a capability we lack, another user's process without CAP_SYS_PTRACE...),
+    /// each logged once at Information level with the reason. A scan of named pids reports them
+    /// through its error callback instead.
+    /// </summary>
+    public IReadOnlyCollection<int> Unreadable => _unreadable;
+    private readonly HashSet<int> _unreadable = new();
+
     private sealed class ModuleInfo(ElfFile elf, string? buildId) : IDisposable
     {
         public ElfFile Elf { get; } = elf;
@@ -62,7 +71,8 @@ public sealed class ProcSymbolScanner : IDisposable
     /// Scans the given pids (null: every process). Errors for one process go to
     /// <paramref name="onError"/> (a missing pid named explicitly: ProcessNotFoundException;
     /// permission: TargetPermissionDeniedException); a process that exits while it is scanned is
-    /// skipped with a log line. Yields results process by process, in pid order.
+    /// skipped with a log line, and so (with null pids) is one we may not read (see <see cref="Unreadable"/>).
+    /// Yields results process by process, in pid order.
     /// </summary>
     public IEnumerable<ProcSymbol> Scan(ProcSymbolQuery query, IEnumerable<int>? pids, Action<LinuxTraceException, int> onError, CancellationToken cancel = default)
     {
@@ -79,6 +89,11 @@ public sealed class ProcSymbolScanner : IDisposable
             {
                 if (explicitPids) onError(ex, pid);
                 else _log.LogInformation("Process {Pid} exited while it was scanned; skipped.", pid);
+            }
+            catch (TargetPermissionDeniedException ex) when (!explicitPids)
+            {
+                // The user named no process: those we may not read are not an error, only a count.
+                if (_unreadable.Add(pid)) _log.LogInformation("Skipped process {Pid}: {Reason}", pid, ex.Message);
             }
             catch (LinuxTraceException ex)
             {

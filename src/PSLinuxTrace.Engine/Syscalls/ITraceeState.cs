@@ -1,4 +1,4 @@
-using PSLinuxTrace.Engine.Ptrace;
+using PSLinuxTrace.Engine.Memory;
 
 namespace PSLinuxTrace.Engine.Syscalls;
 

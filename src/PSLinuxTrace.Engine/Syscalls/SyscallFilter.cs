@@ -55,6 +55,15 @@ public sealed class SyscallFilter
         return new SyscallFilter(arch, selected);
     }
 
+    /// <summary>Exactly the given numbers (what <see cref="Numbers"/> returned, as it crosses to the tracer process).</summary>
+    public static SyscallFilter FromNumbers(ISyscallArchitecture arch, IEnumerable<int> numbers)
+    {
+        var selected = new bool[arch.MaxNumber + 1];
+        foreach (int n in numbers)
+            if (n >= 0 && n < selected.Length) selected[n] = true;
+        return new SyscallFilter(arch, selected);
+    }
+
     public bool IsAll => _selected.All(b => b);
 
     public bool Matches(long number) => number >= 0 && number < _selected.Length ? _selected[number] : IsAll;

@@ -16,10 +16,10 @@ public enum SyscallEngine { Auto, Bpf, Ptrace }
 public sealed record SyscallEngineChoice(TraceEngine Engine, string Reason);
 
 /// <summary>
-/// Picks the engine for a request and starts it. What only ptrace can do: copy more than
-/// 32 KiB of a buffer (-StringLimit above <see cref="BpfSyscallObject.MaxCopy"/>), run inside a pid
-/// namespace other than the initial one (the kernel program sees the initial namespace's ids), and
-/// anything that must read the tracee at a moment of its choosing (stack traces, when they come).
+/// Picks the engine for a request and starts it. What only ptrace can do: read the tracee at a
+/// moment of its choosing (stack traces: <see cref="SyscallTraceOptions.StackFrames"/>), copy more
+/// than 32 KiB of a buffer (-StringLimit above <see cref="BpfSyscallObject.MaxCopy"/>), and run
+/// inside a pid namespace other than the initial one (the kernel program sees that namespace's ids).
 /// The eBPF engine needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and kernel BTF.
 /// </summary>
 public static class SyscallTraceEngines
@@ -73,9 +73,10 @@ public static class SyscallTraceEngines
     /// Attaches to <paramref name="pids"/>: one eBPF trace for all of them, or one ptrace trace each.
     /// A pid that cannot be traced is reported through <paramref name="onError"/> and the others go on.
     /// </summary>
+    /// <param name="track">called with each trace as soon as it exists (before any later error is reported)</param>
     public static (List<(int Pid, ChannelReader<TraceEvent> Reader)> Traces, SyscallEngineChoice Choice) Attach(SyscallEngine requested,
         IReadOnlyList<int> pids, SyscallTraceOptions options, Action<LinuxTraceException, int> onError, ILogger? log = null,
-        CancellationToken cancel = default, SyscallSummaryBuilder? kernelSummary = null)
+        CancellationToken cancel = default, SyscallSummaryBuilder? kernelSummary = null, Action<ChannelReader<TraceEvent>>? track = null)
     {
         log ??= NullLogger.Instance;
         SyscallEngineChoice choice = Choose(requested, options);
@@ -93,6 +94,7 @@ public static class SyscallTraceEngines
                 try
                 {
                     var reader = BpfSyscallTracer.Attach(live, options, log, cancel, kernelSummary);
+                    track?.Invoke(reader);
                     log.LogInformation("Engine Bpf: {Reason}.", choice.Reason);
                     traces.Add((live[0], reader));
                     return (traces, choice);
@@ -112,14 +114,18 @@ public static class SyscallTraceEngines
         log.LogInformation("Engine Ptrace: {Reason}.", choice.Reason);
         foreach (int pid in pids.Distinct())
         {
-            try { traces.Add((pid, SyscallTracer.Attach(pid, options, log, cancel))); }
-            catch (LinuxTraceException ex) { onError(ex, pid); }
+            ChannelReader<TraceEvent> reader;
+            try { reader = SyscallTracer.Attach(pid, options, log, cancel); }
+            catch (LinuxTraceException ex) { onError(ex, pid); continue; }
+            track?.Invoke(reader);
+            traces.Add((pid, reader));
         }
         return (traces, choice);
     }
 
     private static string? PtraceOnlyNeed(SyscallTraceOptions o) =>
-        o.StringLimit > BpfSyscallObject.MaxCopy ? $"-StringLimit {o.StringLimit} is more than the {BpfSyscallObject.MaxCopy} bytes the eBPF engine copies"
+        o.StackFrames > 0 ? "stack traces need the tracee stopped at each call, to read its stack then"
+        : o.StringLimit > BpfSyscallObject.MaxCopy ? $"-StringLimit {o.StringLimit} is more than the {BpfSyscallObject.MaxCopy} bytes the eBPF engine copies"
         : !InInitialPidNamespace() ? "this process runs in a pid namespace of its own, whose ids the kernel program does not see"
         : null;
 

@@ -49,6 +49,8 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
     private ProcSymbolQuery? _query;
     private List<int>? _watchIds;
     private bool _watchAll;
+    private bool _warnedUnreadable, _rescanning;
+    private readonly HashSet<(int Pid, string ErrorId)> _reported = new();
 
     protected override void BeginProcessing()
     {
@@ -84,11 +86,10 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
         var seen = new HashSet<(int, string, string, ulong)>();
         Log.LogInformation("Watching {Target} every {Interval} for {Names}; press Ctrl+C to stop.",
             ids is null ? "every process" : $"process(es) {string.Join(", ", ids)}", Interval, string.Join(", ", Name));
-        bool first = true;
         while (!StopToken.IsCancellationRequested)
         {
-            RunScan(ids, seen, reportMissing: first);
-            first = false;
+            RunScan(ids, seen);
+            _rescanning = true;
             // Forget processes that are gone, so a reused pid is reported again.
             seen.RemoveWhere(k => !ProcFs.Exists(k.Item1));
             DrainLog();
@@ -96,14 +97,14 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
         }
     }
 
-    private void RunScan(IEnumerable<int>? ids, HashSet<(int, string, string, ulong)>? seen, bool reportMissing = true)
+    private void RunScan(IEnumerable<int>? ids, HashSet<(int, string, string, ulong)>? seen)
     {
         var sw = Stopwatch.StartNew();
         int before = _scanner!.FilesParsed, count = 0;
         Log.LogInformation("Scanning {Target} for {Names}{Paths}.",
             ids is null ? "every process" : $"process(es) {string.Join(", ", ids)}", string.Join(", ", Name),
             Path is null ? "" : $" in files matching {string.Join(", ", Path)}");
-        foreach (var symbol in _scanner.Scan(_query!, ids, (ex, pid) => { if (reportMissing || ex is not ProcessNotFoundException) WriteEngineError(ex, pid); }, StopToken))
+        foreach (var symbol in _scanner.Scan(_query!, ids, ReportError, StopToken))
         {
             if (seen is not null && !seen.Add((symbol.Pid, symbol.ModulePath, symbol.Name, symbol.Address))) continue;
             DrainLog();
@@ -112,6 +113,21 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
         }
         Log.LogInformation("Found {Count} symbol location(s); parsed {Files} new file(s) in {Ms} ms.", count, _scanner.FilesParsed - before, sw.ElapsedMilliseconds);
         DrainLog();
+        // Once per run, also with -Watch: the processes a scan of every process could not read.
+        if (!_warnedUnreadable && _scanner.Unreadable.Count > 0)
+        {
+            _warnedUnreadable = true;
+            WriteWarning($"Skipped {_scanner.Unreadable.Count} process(es) this session may not read ({string.Join(", ", _scanner.Unreadable.Order().Take(10))}" +
+                $"{(_scanner.Unreadable.Count > 10 ? ", ..." : "")}); -Verbose says why, and -Id with one of them writes its error.");
+        }
+    }
+
+    // An error for a named process: each (process, error id) once per run, so -Watch does not repeat it
+    // every interval; a named process that exits while watched is not an error.
+    private void ReportError(LinuxTraceException ex, int pid)
+    {
+        if (_rescanning && ex is ProcessNotFoundException) return;
+        if (_reported.Add((pid, ex.ErrorId))) WriteEngineError(ex, pid);
     }
 
     protected override void DisposeResources() => _scanner?.Dispose();

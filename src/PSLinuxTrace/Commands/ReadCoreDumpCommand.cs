@@ -44,8 +44,16 @@ public sealed class ReadCoreDumpCommand : PSLinuxTraceCmdlet
 
     protected override void BeginProcessing()
     {
-        string? exe = ExecutablePath is null ? null : GetUnresolvedProviderPathFromPSPath(ExecutablePath);
-        string? root = SysRoot is null ? null : GetUnresolvedProviderPathFromPSPath(SysRoot);
+        string? exe = null, root = null;
+        try
+        {
+            exe = ResolveOptionalPath(ExecutablePath);
+            root = ResolveOptionalPath(SysRoot);
+        }
+        catch (ArgumentException ex)
+        {
+            ThrowEngineError(ex, ExecutablePath ?? SysRoot);
+        }
         if (exe is not null && !File.Exists(exe))
             ThrowEngineError(new FileNotFoundException($"The executable '{exe}' does not exist.", exe), exe);
         if (root is not null && !Directory.Exists(root))
@@ -84,7 +92,13 @@ public sealed class ReadCoreDumpCommand : PSLinuxTraceCmdlet
         {
             foreach (string p in LiteralPath)
             {
-                string resolved = GetUnresolvedProviderPathFromPSPath(p);
+                string resolved;
+                try { resolved = ResolveFileSystemPath(p); }
+                catch (ArgumentException ex)
+                {
+                    WriteEngineError(ex, p);
+                    continue;
+                }
                 if (File.Exists(resolved)) yield return resolved;
                 else WriteEngineError(new FileNotFoundException($"Cannot find the core file '{resolved}'.", resolved), p);
             }

@@ -61,12 +61,18 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
     {
         bool launch = ParameterSetName == LaunchSet;
         string target = launch ? FilePath : Describe(Id);
-        string output = GetUnresolvedProviderPathFromPSPath(Path);
+        string output;
+        try { output = ResolveFileSystemPath(Path); }
+        catch (ArgumentException ex)
+        {
+            WriteEngineError(ex, Path);
+            return;
+        }
         if (Directory.Exists(output)) output = System.IO.Path.Combine(output, launch ? $"core.{System.IO.Path.GetFileName(FilePath)}" : $"core.{Id}");
         if (File.Exists(output) && !Force)
         {
-            WriteError(new ErrorRecord(new IOException($"The file '{output}' already exists; use -Force to overwrite it."),
-                "SnapshotFileExists,PSLinuxTrace.Commands.SaveProcessSnapshotCommand", ErrorCategory.ResourceExists, output));
+            WriteEngineError(new IOException($"The file '{output}' already exists; use -Force to overwrite it."), output,
+                ErrorMapping.SnapshotFileExists, ErrorCategory.ResourceExists);
             return;
         }
         string action = launch
@@ -88,8 +94,9 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
         try
         {
             ProcessSnapshot result = launch
-                ? new LaunchSnapshotter(Log).Save(FilePath, ArgumentList, output, Include,
-                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError), Progress, StopToken)
+                ? new LaunchSnapshotter(Log).Save(ResolveProgram(FilePath), ArgumentList, output, Include,
+                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError),
+                    Progress, StopToken, CurrentDirectory)
                 : new LiveSnapshotter(Log).Save(Id, output, Include, Progress, StopToken, Method);
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
@@ -106,7 +113,6 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
         }
     }
 
-    private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
 
     private static string Describe(int pid)
     {

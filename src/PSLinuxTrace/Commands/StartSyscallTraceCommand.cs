@@ -95,11 +95,12 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
                 StringLimit = StringLimit,
                 DecodeArguments = !Summary,
                 BufferSize = BufferSize,
+                WorkingDirectory = CurrentDirectory,
             };
         }
         catch (ArgumentException ex)
         {
-            ThrowTerminatingError(new ErrorRecord(ex, "InvalidSyscallFilter,PSLinuxTrace.Commands.StartSyscallTraceCommand", ErrorCategory.InvalidArgument, Syscall));
+            ThrowEngineError(ex, Syscall, ErrorMapping.InvalidSyscallFilter, ErrorCategory.InvalidArgument);
         }
     }
 
@@ -117,9 +118,9 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         {
             try
             {
-                var (reader, _) = SyscallTraceEngines.Launch(Engine, FilePath, ArgumentList, _options!, Log, StopToken,
-                    Resolve(RedirectStandardInput), Resolve(RedirectStandardOutput), Resolve(RedirectStandardError), summary);
-                traces.Add((FilePath, reader));
+                var (reader, _) = SyscallTraceEngines.Launch(Engine, ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
+                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError), summary);
+                traces.Add((FilePath, Tracked(reader)));
             }
             catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
             {
@@ -130,8 +131,9 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         {
             try
             {
-                // Every target traced at once: by one eBPF trace, or each on its own ptrace thread.
-                var (attached, _) = SyscallTraceEngines.Attach(Engine, _ids, _options!, (ex, pid) => WriteEngineError(ex, pid), Log, StopToken, summary);
+                // Every target traced at once: by one eBPF trace, or each on its own ptrace tracer.
+                var (attached, _) = SyscallTraceEngines.Attach(Engine, _ids, _options!, (ex, pid) => WriteEngineError(ex, pid), Log, StopToken, summary,
+                    reader => TrackEngineWork(reader));
                 traces.AddRange(attached.Select(t => ((object)t.Pid, t.Reader)));
             }
             catch (Exception ex) when (ex is LinuxTraceException or ArgumentException)
@@ -179,5 +181,11 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         DrainLog();
     }
 
-    private string? Resolve(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
+    // Tracked as soon as it exists, so Dispose waits for its detach even if a later WriteError throws (-ErrorAction Stop).
+    private ChannelReader<TraceEvent> Tracked(ChannelReader<TraceEvent> reader)
+    {
+        TrackEngineWork(reader);
+        return reader;
+    }
+
 }

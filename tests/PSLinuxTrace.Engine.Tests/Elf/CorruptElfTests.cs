@@ -126,6 +126,10 @@ public class CorruptElfTests
 
         Assert.Contains("not an ELF", Assert.Throws<BadInputFormatException>(() => ElfFile.FromBytes("#!/bin/sh\necho hi\n"u8.ToArray(), "x")).Message);
         Assert.Throws<BadInputFormatException>(() => ElfFile.FromBytes(new byte[] { 0x7f, (byte)'E', (byte)'L' }, "x"));
+        // The magic and nothing else: truncated, with its length, not "no magic".
+        Assert.Equal("x: truncated: 4 bytes, an ELF header needs 64.",
+            Assert.Throws<BadInputFormatException>(() => ElfFile.FromBytes(good[..4], "x")).Message);
+        Assert.Contains("truncated: 63 bytes", Assert.Throws<BadInputFormatException>(() => ElfFile.FromBytes(good[..63], "x")).Message);
 
         // A program header count that would need 3.5 MB of table in a small file.
         byte[] phnum = (byte[])good.Clone();

@@ -171,6 +171,51 @@ public sealed class ExecWatcherTests
         Assert.Equal("0", ev.Result);
     }
 
+    /// <summary>
+    /// An exec whose exit never comes (exec_helper blockedexec: an argv string on a page userfaultfd never
+    /// fills) is written when it is due, result unknown, and the execs after it wait for it: time order.
+    /// </summary>
+    [PrivilegedFact("CAP_BPF, CAP_PERFMON")]
+    public void AnExecThatNeverReturnsIsWrittenWhenDueAndTheLaterOnesAfterIt()
+    {
+        string helper = Fixtures.Build("exec_helper");
+        using var w = OpenForChildren(new ExecWatchOptions { Name = ["true"] });
+        string marker = "pslt-blocked-" + Guid.NewGuid().ToString("N");
+        var blocked = Process.Start(new ProcessStartInfo(helper, ["blockedexec", "/bin/true", marker]) { UseShellExecute = false })!;
+        try
+        {
+            Assert.True(WaitUntilBlocked(blocked.Id), "the helper's execve did not block in handle_userfault");
+            RunToExit("/bin/true", [marker, "after"]);
+            var watch = Stopwatch.StartNew();
+            var events = Collect(w, l => l.Count(e => e.Argv.Contains(marker)) >= 2, TimeSpan.FromSeconds(30)).Where(e => e.Argv.Contains(marker)).ToList();
+            Assert.Equal(2, events.Count);
+            Assert.Equal(blocked.Id, events[0].Pid);   // the blocked one first: it began first
+            Assert.Null(events[0].Result);
+            Assert.Null(events[0].ErrorCode);
+            Assert.True(events[0].Truncated);            // its last string could not be read
+            Assert.Equal([ "/bin/true", marker, "after" ], events[1].Argv);
+            Assert.Equal("0", events[1].Result);
+            Assert.True(events[0].Timestamp < events[1].Timestamp);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"written after {watch.Elapsed}, not when due");
+        }
+        finally
+        {
+            blocked.Kill();
+            blocked.WaitForExit();
+        }
+    }
+
+    private static bool WaitUntilBlocked(int pid)
+    {
+        for (int i = 0; i < 500; i++)
+        {
+            try { if (File.ReadAllText($"/proc/{pid}/wchan") == "handle_userfault") return true; }
+            catch (IOException) { return false; }
+            Thread.Sleep(10);
+        }
+        return false;
+    }
+
     [PrivilegedFact("CAP_BPF, CAP_PERFMON")]
     public void BytesThatAreNotUtf8AreShownAsEscapes()
     {

@@ -3,7 +3,8 @@ using System.Diagnostics;
 namespace PSLinuxTrace.Engine.Tests.Infrastructure;
 
 /// <summary>
-/// A running fixture program. The fixture prints lines of "key=value" to stdout and then "ready";
+/// A running fixture program, started with Process.Start as users start their services (so the
+/// .NET runtime of this test process waits for it on SIGCHLD, as pwsh does for Start-Process). The fixture prints lines of "key=value" to stdout and then "ready";
 /// <see cref="Start"/> returns once "ready" arrives, with the values in <see cref="Values"/>.
 /// Dispose kills and reaps it.
 /// </summary>
@@ -13,7 +14,7 @@ public sealed class FixtureProcess : IDisposable
     public Dictionary<string, string> Values { get; } = new();
     public int Pid => _process.Id;
 
-    /// <summary>The fixture's own pid: what it printed as pid=, else the started process (see <see cref="StartGrandchild"/>).</summary>
+    /// <summary>The fixture's own pid: what it printed as pid=, else the started process.</summary>
     public int TargetPid => Values.TryGetValue("pid", out var p) ? int.Parse(p) : _process.Id;
     public Process Process => _process;
 
@@ -42,15 +43,6 @@ public sealed class FixtureProcess : IDisposable
             if (eq > 0) fp.Values[line[..eq]] = line[(eq + 1)..];
         }
     }
-
-    /// <summary>
-    /// Starts the fixture as a grandchild (through sh), so it is not a child of this .NET process:
-    /// the runtime's SIGCHLD handling waits for its own children and would take ptrace stops meant
-    /// for a tracer. The fixture must print pid=; stdin and stdout still reach it (sh would give a
-    /// background job /dev/null as stdin, hence fd 3).
-    /// </summary>
-    public static FixtureProcess StartGrandchild(string executable, params string[] args) =>
-        Start("/bin/sh", new[] { "-c", "exec 3<&0; \"$0\" \"$@\" <&3 3<&- & wait", executable }.Concat(args), null);
 
     /// <summary>Sends one line to the fixture and returns the line it answers with.</summary>
     public string Ask(string line, TimeSpan? timeout = null)

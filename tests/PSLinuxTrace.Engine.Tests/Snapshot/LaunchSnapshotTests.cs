@@ -49,9 +49,11 @@ public class LaunchSnapshotTests
         Assert.Contains("pslt_first_write", gdb.StdOut);
         Assert.Contains("\"pslt-heap-marker\"", gdb.StdOut);
 
-        // The restore note.
+        // The restore note, beside the producer note every snapshot has.
         using var coreElf = ElfFile.Open(core);
-        var note = coreElf.GetNotes().Single(n => n.Name == CoreDumpReader.SnapshotNoteName);
+        var note = coreElf.GetNotes().Single(n => n.Name == CoreDumpReader.SnapshotNoteName && n.Type == CoreDumpReader.RestoreStateNoteType);
+        var producer = coreElf.GetNotes().Single(n => n.Name == CoreDumpReader.SnapshotNoteName && n.Type == CoreDumpReader.ProducerNoteType);
+        Assert.StartsWith("PSLinuxTrace ", System.Text.Encoding.ASCII.GetString(producer.Descriptor(coreElf)));
         using var json = JsonDocument.Parse(note.Descriptor(coreElf).ToArray());
         Assert.Equal("write", json.RootElement.GetProperty("syscall").GetProperty("name").GetString());
         Assert.Equal(t.Registers.FsBase, json.RootElement.GetProperty("fsBase").GetUInt64());

@@ -54,7 +54,7 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal(0, status.TracerPid);
         Assert.NotEqual('t', status.State);
         Assert.NotEqual('T', status.State);
-        Assert.All(ProcFs.ListThreads(pid), tid => Assert.NotEqual('t', Interop.Ptrace.ThreadState(pid, tid)));
+        Assert.All(ProcFs.ListThreads(pid), tid => Assert.NotEqual('t', ProcessLiveness.ThreadState(pid, tid)));
         // No twin left behind: the target has no child processes.
         Assert.Equal("", File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim());
         AssertNotTracked(pid);
@@ -66,15 +66,33 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal("0", m.Groups[2].Value);
     }
 
+    /// <summary>The registers gdb reads when it attaches to <paramref name="pid"/> (and detaches again).</summary>
+    private static Interop.UserRegsX64 GdbRegisters(int pid)
+    {
+        string[] names = ["rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+            "orig_rax", "eflags", "cs", "ss", "fs_base", "gs_base"];
+        var args = new List<string> { "-nx", "-batch", "-iex", "set debuginfod enabled off", "-p", pid.ToString() };
+        // $eflags has gdb's flags type, which casts to an integer only through int.
+        foreach (string n in names) args.AddRange(["-ex", $"printf \"{n}=%lx\\n\", (unsigned long){(n == "eflags" ? "(int)" : "")}${n}"]);
+        var r = Tool.Run("gdb", args);
+        var v = names.ToDictionary(n => n, n => Convert.ToUInt64(Regex.Match(r.StdOut, $@"^{n}=([0-9a-f]+)$", RegexOptions.Multiline).Groups[1].Value, 16));
+        return new Interop.UserRegsX64
+        {
+            rip = v["rip"], rsp = v["rsp"], rbp = v["rbp"], rax = v["rax"], rbx = v["rbx"], rcx = v["rcx"], rdx = v["rdx"], rsi = v["rsi"], rdi = v["rdi"],
+            r8 = v["r8"], r9 = v["r9"], r10 = v["r10"], r11 = v["r11"], r12 = v["r12"], r13 = v["r13"], r14 = v["r14"], r15 = v["r15"],
+            orig_rax = v["orig_rax"], eflags = v["eflags"], cs = v["cs"], ss = v["ss"], fs_base = v["fs_base"], gs_base = v["gs_base"],
+        };
+    }
+
     private static long Rounds(FixtureProcess p) => long.Parse(Regex.Match(p.Ask("status"), @"rounds=(\d+)").Groups[1].Value);
 
     [PrivilegedFact("ptrace of a running process")]
     public void AutoMakesATwinOfAProcessWithUpTo4GiBOfAnonymousMemoryAndTracksWritesAbove()
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        using var p = FixtureProcess.Start(Exe, "2");
         long before = Rounds(p);
         long rssAnonKb = long.Parse(Regex.Match(File.ReadAllText($"/proc/{p.TargetPid}/status"), @"RssAnon:\s+(\d+) kB").Groups[1].Value);
-        Assert.InRange(rssAnonKb, 1, LiveSnapshotter.AutoTwinLimitKb);
+        Assert.InRange(rssAnonKb, 1, SnapshotPreflight.AutoTwinLimitKb);
         var snap = Save(p.TargetPid, CorePath("auto"), method: SnapshotMethod.Auto);
         Assert.Equal("CloneTwin", snap.Method);
         using var reader = new CoreDumpReader(NullLogger.Instance);
@@ -82,14 +100,14 @@ public sealed class LiveSnapshotTests : IDisposable
         Assert.Equal(3, reader.Read(snap.Path).Threads.Length);
         AssertUnharmed(p, before);
         // Past the limit the twin's fork would copy page tables for too long while the process is stopped.
-        Assert.Equal(SnapshotMethod.CloneTwin, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb));
-        Assert.Equal(SnapshotMethod.WriteTracked, LiveSnapshotter.ChooseAuto(LiveSnapshotter.AutoTwinLimitKb + 1));
+        Assert.Equal(SnapshotMethod.CloneTwin, SnapshotPreflight.ChooseAuto(SnapshotPreflight.AutoTwinLimitKb));
+        Assert.Equal(SnapshotMethod.WriteTracked, SnapshotPreflight.ChooseAuto(SnapshotPreflight.AutoTwinLimitKb + 1));
     }
 
     [PrivilegedFact("ptrace of a running process, a pids control group")]
     public void AutoTracksTheWritesOfAProcessThatCannotForkATwin()
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        using var p = FixtureProcess.Start(Exe, "2");
         long before = Rounds(p);
         ProcessSnapshot snap;
         using (new FullPidsGroup(p.TargetPid))
@@ -108,7 +126,7 @@ public sealed class LiveSnapshotTests : IDisposable
     [InlineData(SnapshotMethod.CloneTwin)]
     public void ASingleThreadedSnapshotRoundTripsThroughGdbAndReadCoreDump(SnapshotMethod method)
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "0");
+        using var p = FixtureProcess.Start(Exe, "0");
         int pid = p.TargetPid;
         string core = CorePath("one");
         string mapsBefore = File.ReadAllText($"/proc/{pid}/maps");
@@ -124,6 +142,7 @@ public sealed class LiveSnapshotTests : IDisposable
         using var reader = new CoreDumpReader(NullLogger.Instance);
         var dump = reader.Read(core);
         Assert.Equal(pid, dump.Pid);
+        Assert.Equal("PSLinuxTrace", dump.Producer);   // the producer note, on live snapshots too
         Assert.Null(dump.Signal);
         Assert.Equal(Exe, dump.Executable);
         Assert.Equal(0x5ca1ab1e0ddba11UL, dump.ReadPointer(p.Address("pslt_marker")));
@@ -142,7 +161,7 @@ public sealed class LiveSnapshotTests : IDisposable
     {
         // Eight threads busy writing their stacks and buffers while the memory is copied: the frames gdb
         // unwinds from the final registers must be there, whichever way the memory was read.
-        using var p = FixtureProcess.StartGrandchild(Exe, "8");
+        using var p = FixtureProcess.Start(Exe, "8");
         int pid = p.TargetPid;
         string core = CorePath("eight");
         var snap = Save(pid, core, method: method);
@@ -174,7 +193,7 @@ public sealed class LiveSnapshotTests : IDisposable
     [PrivilegedFact("ptrace of a running process")]
     public void RepeatedSnapshotsDoNotDisturbTheComputation()
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "4");
+        using var p = FixtureProcess.Start(Exe, "4");
         long before = Rounds(p);
         var paused = new List<TimeSpan>();
         for (int i = 0; i < 5; i++)
@@ -200,7 +219,7 @@ public sealed class LiveSnapshotTests : IDisposable
     [PrivilegedFact("strace -p attaches with ptrace")]
     public void AnAlreadyTracedProcessIsBusyAndNamesTheTracer()
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "1");
+        using var p = FixtureProcess.Start(Exe, "1");
         int pid = p.TargetPid;
         using var strace = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("strace", $"-q -o /dev/null -p {pid}") { RedirectStandardError = true })!;
         try
@@ -225,7 +244,7 @@ public sealed class LiveSnapshotTests : IDisposable
     [PrivilegedFact("mount a small tmpfs")]
     public void ADiskFullErrorRemovesThePartialFileAndLeavesTheTargetRunning()
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        using var p = FixtureProcess.Start(Exe, "2");
         string dir = Directory.CreateTempSubdirectory("pslt-full-").FullName;
         Tool.Check("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir);
         try
@@ -247,22 +266,12 @@ public sealed class LiveSnapshotTests : IDisposable
     {
         // With no workers the fixture's only thread sits in read(0) between questions, so every
         // stop of it shows the same registers: take them with our own seize/interrupt/GETREGS first.
-        using var p = FixtureProcess.StartGrandchild(Exe, "0");
+        using var p = FixtureProcess.Start(Exe, "0");
         int pid = p.TargetPid;
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (File.ReadAllText($"/proc/{pid}/wchan") is var w && !w.Contains("read", StringComparison.Ordinal) && !w.Contains("wait", StringComparison.Ordinal) && DateTime.UtcNow < deadline) Thread.Sleep(20);
-        Interop.UserRegsX64 expected;
-        Interop.Ptrace.Seize(pid, 0);
-        try
-        {
-            Interop.Ptrace.Interrupt(pid);
-            Assert.NotNull(Interop.Ptrace.Wait(pid, TimeSpan.FromSeconds(30)));
-            expected = Interop.Ptrace.GetRegs(pid);
-        }
-        finally
-        {
-            Interop.Ptrace.Detach(pid);
-        }
+        // gdb's view of the same stop: an independent tracer in a process of its own.
+        var expected = GdbRegisters(pid);
         Assert.Equal(0UL, expected.orig_rax); // read
 
         string core = CorePath("regs");
@@ -323,7 +332,7 @@ public sealed class LiveSnapshotTests : IDisposable
 
     private void SnapshotWhileKilled(Action<int> killer, string name, SnapshotMethod method)
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "8");
+        using var p = FixtureProcess.Start(Exe, "8");
         int pid = p.TargetPid;
         string core = CorePath(name);
         var thread = new Thread(() => killer(pid));
@@ -411,7 +420,7 @@ public sealed class LiveSnapshotTests : IDisposable
     [PrivilegedFact("ptrace of a running process")]
     public void AProcessWhoseMainThreadExitedIsUnsupportedAndRunsOnUntouched()
     {
-        using var p = FixtureProcess.StartGrandchild(Fixtures.Build("leader_exit", "-pthread"));
+        using var p = FixtureProcess.Start(Fixtures.Build("leader_exit", "-pthread"));
         int pid = p.TargetPid;
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (ProcFs.ReadStatus(pid).State != 'Z' && DateTime.UtcNow < deadline) Thread.Sleep(10);
@@ -431,7 +440,7 @@ public sealed class LiveSnapshotTests : IDisposable
     {
         // Strict mode kills the process for any call but read, write, _exit and sigreturn: an injected
         // clone() would be fatal, so the snapshot reads memory from the stopped process instead.
-        using var p = FixtureProcess.StartGrandchild(Fixtures.Build("seccomp_strict"));
+        using var p = FixtureProcess.Start(Fixtures.Build("seccomp_strict"));
         int pid = p.TargetPid;
         Assert.Equal("1", ProcFs.ReadStatus(pid).Fields["Seccomp"]);
         string core = CorePath("seccomp");
@@ -457,7 +466,7 @@ public sealed class LiveSnapshotTests : IDisposable
         const int N = 1 << 22;
         ulong inverse = 7919; // 7919^-1 mod 2^64 by Newton's iteration; mod 2^22 by masking
         for (int k = 0; k < 6; k++) inverse *= 2 - 7919 * inverse;
-        using var p = FixtureProcess.StartGrandchild(Mutator, "1");
+        using var p = FixtureProcess.Start(Mutator, "1");
         int pid = p.TargetPid;
         using var reader = new CoreDumpReader(NullLogger.Instance);
         for (int round = 0; round < 3; round++)
@@ -490,7 +499,7 @@ public sealed class LiveSnapshotTests : IDisposable
     {
         // Once the last byte is copied (the process runs meanwhile), it writes a page, drops four pages it
         // had filled and maps a new region: the core must show all three as they are at the final stop.
-        using var p = FixtureProcess.StartGrandchild(Mutator, "0");
+        using var p = FixtureProcess.Start(Mutator, "0");
         string core = CorePath("changed");
         ulong mapped = 0;
         var snap = new LiveSnapshotter(NullLogger.Instance).Save(p.TargetPid, core, SnapshotMemory.Default, (done, total) =>
@@ -523,7 +532,7 @@ public sealed class LiveSnapshotTests : IDisposable
         // process_vm_readv pins it, and the kernel first gives the pinned process a copy of every shared page
         // it pins ("unshare"): the process would stop sharing its memory with its child. Read through
         // /proc/PID/mem, nothing is unshared, in the target or (CloneTwin) in the twin.
-        using var p = FixtureProcess.StartGrandchild(Mutator, "0");
+        using var p = FixtureProcess.Start(Mutator, "0");
         int pid = p.TargetPid;
         int child = int.Parse(p.Ask("fork").Split('=')[1]);
         Assert.True(child > 0, "the fixture could not fork");
@@ -546,7 +555,7 @@ public sealed class LiveSnapshotTests : IDisposable
     {
         // -Force: the old core is replaced by a new file (not truncated, which would make ext4 write the whole
         // new core out at close), and a symbolic link planted at the path is replaced, not written through.
-        using var p = FixtureProcess.StartGrandchild(Exe, "1");
+        using var p = FixtureProcess.Start(Exe, "1");
         string core = CorePath("replaced"), victim = CorePath("victim");
         File.WriteAllText(victim, "keep me");
         File.CreateSymbolicLink(core, victim);
@@ -571,7 +580,7 @@ public sealed class LiveSnapshotTests : IDisposable
     {
         // Ctrl+C in the middle of the copy: the cancellation surfaces, no partial file stays, and the
         // process runs on untraced, untracked, with no twin and its mappings as they were.
-        using var p = FixtureProcess.StartGrandchild(Exe, "2");
+        using var p = FixtureProcess.Start(Exe, "2");
         int pid = p.TargetPid;
         string core = CorePath("cancelled");
         using var cts = new CancellationTokenSource();
@@ -587,7 +596,7 @@ public sealed class LiveSnapshotTests : IDisposable
     public void AProcessWithAUserfaultfdOfItsOwnGetsATwinInstead()
     {
         // Its own userfaultfd may register the same memory: write tracking stays out of its way.
-        using var p = FixtureProcess.StartGrandchild(Mutator, "0");
+        using var p = FixtureProcess.Start(Mutator, "0");
         Assert.Matches(@"^uffd=\d+$", p.Ask("uffd"));
         var snap = Save(p.TargetPid, CorePath("ownuffd"));
         Assert.Equal("CloneTwin", snap.Method);
@@ -598,7 +607,7 @@ public sealed class LiveSnapshotTests : IDisposable
     [PrivilegedFact("ptrace of a running process")]
     public void IncludeAllWritesTheTextTooAndDefaultDoesNot()
     {
-        using var p = FixtureProcess.StartGrandchild(Exe, "0");
+        using var p = FixtureProcess.Start(Exe, "0");
         string small = CorePath("default"), big = CorePath("all");
         var a = Save(p.TargetPid, small);
         var b = Save(p.TargetPid, big, SnapshotMemory.All);

@@ -224,7 +224,7 @@ public sealed class SyscallTracerTests
     [PrivilegedFact(Ptrace)]
     public void Attach_TracesAndDetachesLeavingTheProcessRunningUnharmed()
     {
-        using var fixture = FixtureProcess.StartGrandchild(Fixture, "wait");
+        using var fixture = FixtureProcess.Start(Fixture, "wait");
         int pid = fixture.TargetPid;
         using var cts = new CancellationTokenSource();
         var reader = SyscallTracer.Attach(pid, new SyscallTraceOptions { Filter = SyscallFilter.Parse(["getppid", "nanosleep", "clock_nanosleep"], SyscallArchitectureX64.Instance) }, cancel: cts.Token);
@@ -269,7 +269,7 @@ public sealed class SyscallTracerTests
     [PrivilegedFact(Ptrace)]
     public void GroupStop_IsListenedThrough_AndDetachLeavesAStoppedProcessStopped()
     {
-        using var fixture = FixtureProcess.StartGrandchild(Fixture, "wait");
+        using var fixture = FixtureProcess.Start(Fixture, "wait");
         int pid = fixture.TargetPid;
         using var cts = new CancellationTokenSource();
         var reader = SyscallTracer.Attach(pid, new SyscallTraceOptions { Filter = SyscallFilter.Parse(["getppid"], SyscallArchitectureX64.Instance) }, cancel: cts.Token);
@@ -303,7 +303,7 @@ public sealed class SyscallTracerTests
     [PrivilegedFact(Ptrace)]
     public void Attach_TimeoutDetaches()
     {
-        using var fixture = FixtureProcess.StartGrandchild(Fixture, "wait");
+        using var fixture = FixtureProcess.Start(Fixture, "wait");
         int pid = fixture.TargetPid;
         var reader = SyscallTracer.Attach(pid, new SyscallTraceOptions { Timeout = TimeSpan.FromSeconds(3) });
         var events = SyscallTracer.ReadAll(reader).ToList();
@@ -317,7 +317,7 @@ public sealed class SyscallTracerTests
     [PrivilegedFact(Ptrace)]
     public void Detach_ReportsTheBlockedCallAsUnfinished_AndTheCallCarriesOn()
     {
-        using var fixture = FixtureProcess.StartGrandchild(Fixture, "block");
+        using var fixture = FixtureProcess.Start(Fixture, "block");
         int pid = fixture.TargetPid;
         Assert.True(WaitFor(() => File.ReadAllText($"/proc/{pid}/wchan") is "pipe_read" or "wait_woken" or "do_select" || File.ReadAllText($"/proc/{pid}/syscall").StartsWith("0 ")));
         var events = SyscallTracer.ReadAll(SyscallTracer.Attach(pid, new SyscallTraceOptions { Timeout = TimeSpan.FromSeconds(1) })).ToList();
@@ -360,14 +360,16 @@ public sealed class SyscallTracerTests
     [PrivilegedFact(Ptrace)]
     public void Attach_AlreadyTraced_IsTargetBusy()
     {
-        using var fixture = FixtureProcess.StartGrandchild(Fixture, "wait");
+        using var fixture = FixtureProcess.Start(Fixture, "wait");
         int pid = fixture.TargetPid;
         var first = SyscallTracer.Attach(pid, new SyscallTraceOptions { Timeout = TimeSpan.FromSeconds(20) });
         Assert.True(first.WaitToReadAsync().AsTask().Wait(Generous)); // attached
         var second = SyscallTracer.Attach(pid, new SyscallTraceOptions());
         var ex = Assert.Throws<TargetBusyException>(() => SyscallTracer.ReadAll(second).ToList());
-        // TracerPid names the tracing thread; the error names its process, which a user can find.
-        Assert.Equal(Environment.ProcessId, ex.OwnerPid);
+        // TracerPid names the tracing thread; the error names its process, which a user can find: the
+        // tracer process of the first trace, a child of this one.
+        Assert.NotNull(ex.OwnerPid);
+        Assert.Equal(Environment.ProcessId, int.Parse(ReadStatus(ex.OwnerPid!.Value, "PPid:").Trim()));
         Quit(fixture);
         SyscallTracer.ReadAll(first).ToList(); // the first trace ends with the process
     }
@@ -386,6 +388,29 @@ public sealed class SyscallTracerTests
         cts.Cancel();
         _ = SyscallTracer.ReadAll(reader).ToList();
         Assert.True(WaitFor(() => !Directory.Exists($"/proc/{pid}")), $"process {pid} survived");
+    }
+
+    [PrivilegedFact(Ptrace)]
+    public void Launch_InAWorkingDirectory_FindsTheProgramThereAndStartsInIt()
+    {
+        string dir = Directory.CreateTempSubdirectory("pslt cwd 'quoted' ").FullName;
+        try
+        {
+            File.Copy(Fixture, Path.Combine(dir, "app"));
+            var reader = SyscallTracer.Launch("./app", ["basic"], new SyscallTraceOptions { WorkingDirectory = dir, Timeout = Generous }, stdoutPath: "/dev/null");
+            var events = SyscallTracer.ReadAll(reader).ToList();
+            Assert.Equal(Path.Combine(dir, "app"), events.OfType<ProcessStartEvent>().First().ExecutablePath);
+            // strace -y, run in the same directory, shows the same AT_FDCWD<dir>.
+            var theirs = Tool.Run("strace", ["-y", "-qq", "-e", "trace=openat", "./app", "basic"], workingDirectory: dir).StdErr;
+            string expected = $"AT_FDCWD<{dir}>";
+            Assert.Contains(expected + ", \"/nonexistent/pslinuxtrace\"", theirs);
+            var miss = Assert.Single(events.OfType<SyscallEvent>(), e => e.Name == "openat" && e.Arguments[1] == "\"/nonexistent/pslinuxtrace\"");
+            Assert.Equal(expected, miss.Arguments[0]);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
 
     [PrivilegedFact(Ptrace)]

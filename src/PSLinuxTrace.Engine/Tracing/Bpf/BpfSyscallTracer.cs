@@ -70,12 +70,12 @@ public sealed partial class BpfSyscallTracer
         ILogger? log = null, CancellationToken cancel = default, string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null,
         SyscallSummaryBuilder? summary = null)
     {
-        string path = TraceeLauncher.ResolveProgram(program);
+        string path = TraceeLauncher.ResolveProgram(program, options.WorkingDirectory);
         var t = new BpfSyscallTracer(options, log, cancel, summary);
         t.Load();
         try
         {
-            int pid = TraceeLauncher.SpawnStopped(path, arguments, stdinPath, stdoutPath, stderrPath);
+            int pid = TraceeLauncher.SpawnStopped(path, arguments, stdinPath, stdoutPath, stderrPath, options.WorkingDirectory);
             t._launchedPid = pid;
             // The shell's own calls until its execve of the program are not reported (TF_SUPPRESS).
             t.AddTask(pid, pid, BpfSyscallObject.TaskSuppress);

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Procfs;
 
-namespace PSLinuxTrace.Engine.Snapshot;
+namespace PSLinuxTrace.Engine.Ptrace;
 
 /// <summary>
 /// Keeps the calling (tracer) thread on the CPU the target last ran on while the target is paused:
@@ -10,7 +10,7 @@ namespace PSLinuxTrace.Engine.Snapshot;
 /// these VMs against about 7 µs on one (shared/PERFORMANCE.md). Dispose restores the old mask;
 /// disposing twice is harmless. Best effort: when the CPU cannot be read or the kernel refuses, nothing changes.
 /// </summary>
-internal sealed class CpuPin : IDisposable
+public sealed class CpuPin : IDisposable
 {
     private ulong[]? _previous;
 

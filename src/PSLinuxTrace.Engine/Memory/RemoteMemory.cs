@@ -1,14 +1,23 @@
 using PSLinuxTrace.Engine.Interop;
 
-namespace PSLinuxTrace.Engine.Ptrace;
+namespace PSLinuxTrace.Engine.Memory;
 
 /// <summary>
-/// Reads another process's memory in bulk: process_vm_readv first (one system call per request,
-/// no ptrace stop needed), then /proc/PID/mem for what it cannot reach (pages the target mapped
-/// without read permission, which /proc/PID/mem can read with FOLL_FORCE).
+/// Reads another process's memory with process_vm_readv first (one system call per request, no file
+/// to open), then /proc/PID/mem for what it cannot reach (pages mapped without read permission, which
+/// /proc/PID/mem reads with FOLL_FORCE). process_vm_readv pins the pages it copies, and pinning a
+/// copy-on-write page the process shares with a fork gives the process a private copy first (see
+/// <see cref="MemoryFile"/>): use this only where the caller knows that cannot happen or cannot matter
+/// (a launched tracee that never forked, a few bytes of a stopped tracee's syscall arguments), and
+/// <see cref="MemoryFile"/> everywhere else.
 /// </summary>
-public static class RemoteMemory
+public sealed class RemoteMemory(int pid) : IAddressSpace
 {
+    public int Pid { get; } = pid;
+
+    /// <inheritdoc cref="Read(int, ulong, Span{byte})"/>
+    public int Read(ulong address, Span<byte> buffer) => Read(Pid, address, buffer);
+
     /// <summary>
     /// Reads up to <c>buffer.Length</c> bytes at <paramref name="address"/>; returns how many bytes were
     /// read (short at the first unreadable page, 0 when nothing is readable there).
@@ -41,25 +50,8 @@ public static class RemoteMemory
     }
 
     /// <summary>A NUL-terminated string of at most <paramref name="maxBytes"/> bytes, as raw bytes.</summary>
-    public static byte[] ReadCString(int pid, ulong address, int maxBytes, out bool truncated)
-    {
-        var result = new List<byte>(64);
-        Span<byte> chunk = stackalloc byte[256];
-        truncated = false;
-        while (result.Count < maxBytes)
-        {
-            // Never cross a page boundary in one read, so a string at the end of a mapping still reads.
-            int toPageEnd = 4096 - (int)((address + (ulong)result.Count) & 4095);
-            int want = Math.Min(Math.Min(chunk.Length, toPageEnd), maxBytes - result.Count);
-            int n = Read(pid, address + (ulong)result.Count, chunk[..want]);
-            if (n == 0) return [.. result];
-            int nul = chunk[..n].IndexOf((byte)0);
-            if (nul >= 0) { result.AddRange(chunk[..nul].ToArray()); return [.. result]; }
-            result.AddRange(chunk[..n].ToArray());
-        }
-        truncated = true;
-        return [.. result];
-    }
+    public static byte[] ReadCString(int pid, ulong address, int maxBytes, out bool truncated) =>
+        AddressSpaceExtensions.ReadCString(new RemoteMemory(pid), address, maxBytes, out truncated);
 
     private static int ReadProcMem(int pid, ulong address, Span<byte> buffer)
     {

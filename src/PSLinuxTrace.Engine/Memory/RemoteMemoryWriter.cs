@@ -1,4 +1,4 @@
-namespace PSLinuxTrace.Engine.Ptrace;
+namespace PSLinuxTrace.Engine.Memory;
 
 /// <summary>
 /// Writes into a tracee's memory through /proc/PID/mem (the kernel lets its ptracer write there, even to
@@ -15,9 +15,9 @@ public static class RemoteMemoryWriter
         }
         catch (FileNotFoundException) { throw new ProcessNotFoundException(pid); }
         catch (DirectoryNotFoundException) { throw new ProcessNotFoundException(pid); }
-        catch (UnauthorizedAccessException ex)
+        catch (UnauthorizedAccessException)
         {
-            throw new TargetPermissionDeniedException($"Permission denied writing the memory of process {pid}.", "CAP_SYS_PTRACE", ex);
+            throw Procfs.AccessDiagnosis.Explain(pid, $"writing /proc/{pid}/mem", Interop.Errno.EACCES);
         }
         catch (IOException ex)
         {

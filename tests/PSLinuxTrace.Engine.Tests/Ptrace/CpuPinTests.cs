@@ -1,11 +1,11 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Procfs;
-using PSLinuxTrace.Engine.Snapshot;
+using PSLinuxTrace.Engine.Ptrace;
 using PSLinuxTrace.Engine.Tests.Infrastructure;
 using Xunit;
 
-namespace PSLinuxTrace.Engine.Tests.Snapshot;
+namespace PSLinuxTrace.Engine.Tests.Ptrace;
 
 /// <summary>The snapshotter pins its thread to the target's CPU only while the target is paused, and restores the mask.</summary>
 public class CpuPinTests

@@ -1,6 +1,6 @@
 using PSLinuxTrace.Engine.Interop;
 
-namespace PSLinuxTrace.Engine.Ptrace;
+namespace PSLinuxTrace.Engine.Memory;
 
 /// <summary>
 /// Another process's memory, read through /proc/PID/mem, as gdb's gcore reads it. For bulk reads of a
@@ -10,8 +10,9 @@ namespace PSLinuxTrace.Engine.Ptrace;
 /// that shares its memory with a child would stop sharing it: 2 GiB more memory in use, and a copy-on-write
 /// twin would copy every page it is read from (measured here: 0.3 GB/s instead of 5-8 GB/s).
 /// /proc/PID/mem takes page references without pinning, so nothing is unshared. Safe for several threads at once.
+/// The address space of a live process that every reader should use unless it knows pinning is harmless.
 /// </summary>
-internal sealed class MemoryFile : IDisposable
+public sealed class MemoryFile : IAddressSpace, IDisposable
 {
     private readonly SafeFileDescriptor _fd;
 
@@ -30,9 +31,7 @@ internal sealed class MemoryFile : IDisposable
         if (fd >= 0) return new MemoryFile(pid, new SafeFileDescriptor(fd));
         int errno = Errno.Last;
         if (errno == Errno.ENOENT || errno == Errno.ESRCH) throw new ProcessNotFoundException(pid);
-        if (errno == Errno.EACCES || errno == Errno.EPERM)
-            throw new TargetPermissionDeniedException($"Permission denied reading the memory of process {pid}.", "CAP_SYS_PTRACE");
-        throw Errno.ToException(errno, "open(/proc/PID/mem)", pid);
+        throw Errno.ToException(errno, $"opening /proc/{pid}/mem", pid);
     }
 
     /// <summary>
