@@ -151,7 +151,8 @@ public sealed partial class BpfSyscallTracer
             _counters = _bpf.Map("counters");
             _totals = _bpf.Map("totals", BpfCalls.BPF_MAP_TYPE_PERCPU_ARRAY, 4, BpfSyscallObject.TotalsSize);
             _ring = _bpf.OpenRingBuffer("events");
-            _bpf.Attach();
+            // Exits first and entries last: a call or task whose start is recorded has its end recorded.
+            _bpf.Attach(p => p.RawTracepoint switch { "sys_exit" or "sched_process_exit" => 0, "sys_enter" => 2, _ => 1 });
         }
         catch
         {
