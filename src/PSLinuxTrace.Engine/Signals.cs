@@ -27,4 +27,13 @@ public static class Signals
             if (string.Equals(Names[i], s, StringComparison.OrdinalIgnoreCase)) return i;
         return -1;
     }
+
+    /// <summary>si_code as strace names it: SI_USER, SI_TKILL, SI_KERNEL, CLD_EXITED, SEGV_MAPERR...</summary>
+    public static string CodeName(int signal, int code) => code switch
+    {
+        0 => "SI_USER", 0x80 => "SI_KERNEL", -1 => "SI_QUEUE", -2 => "SI_TIMER", -3 => "SI_MESGQ", -4 => "SI_ASYNCIO", -5 => "SI_SIGIO", -6 => "SI_TKILL",
+        _ when signal == 17 => code switch { 1 => "CLD_EXITED", 2 => "CLD_KILLED", 3 => "CLD_DUMPED", 4 => "CLD_TRAPPED", 5 => "CLD_STOPPED", 6 => "CLD_CONTINUED", _ => code.ToString() },
+        _ when signal == 11 => code switch { 1 => "SEGV_MAPERR", 2 => "SEGV_ACCERR", _ => code.ToString() },
+        _ => code.ToString(),
+    };
 }

@@ -10,6 +10,8 @@
 //   block            prints pid= and ready, then answers each line read with a blocking read(0) by "got"
 //   zombie           forks a child that exits at once and is not reaped until stdin says quit (pid= is the child)
 //   threadexec       a second thread execs /bin/true while the main thread sleeps (execve from a non-leader)
+//   untouched        write(-1, buf, 16) with buf in a file mapping never touched (EBADF: nothing reads buf), exit 0
+//   threadwait N     prints pid= and ready; N threads loop nanosleep 10 ms + getppid while the main one reads stdin until quit
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,6 +32,18 @@ static void *execer(void *arg)
 {
     (void)arg;
     execl("/bin/true", "true", (char *)NULL);
+    return NULL;
+}
+
+static void *waiter(void *arg)
+{
+    (void)arg;
+    for (;;)
+    {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        syscall(SYS_getppid);
+    }
     return NULL;
 }
 
@@ -106,6 +121,24 @@ int main(int argc, char **argv)
         pthread_t t;
         pthread_create(&t, NULL, execer, NULL);
         for (;;) pause();
+    }
+    if (!strcmp(mode, "untouched"))
+    {
+        int fd = open("/etc/passwd", O_RDONLY);
+        char *map = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) return 1;
+        return syscall(SYS_write, -1, map, 16) == -1 ? 0 : 1;
+    }
+    if (!strcmp(mode, "threadwait"))
+    {
+        int n = argc > 2 ? atoi(argv[2]) : 4;
+        pthread_t t;
+        for (int i = 0; i < n; i++) pthread_create(&t, NULL, waiter, NULL);
+        printf("pid=%d\nready\n", getpid());
+        fflush(stdout);
+        char line[64];
+        while (read(0, line, sizeof line) > 0 && strncmp(line, "quit", 4) != 0) { }
+        return 0;
     }
     if (!strcmp(mode, "kill"))
     {

@@ -148,7 +148,8 @@ Describe 'Start-SyscallTrace -Id' {
         $bit = [System.Numerics.BitOperations]::TrailingZeroCount($extra)
         $name = [PSLinuxTrace.Engine.Access.AccessDiagnosis]::CapabilityName($bit)
         (& capsh --decode=$('{0:x}' -f (1 -shl $bit)) 2>$null) -replace '^0x[0-9a-f]+=', '' | Should -Be $name.ToLowerInvariant()
-        Start-SyscallTrace -Id 1 -Timeout 1 -ErrorVariable err -ErrorAction SilentlyContinue
+        # ptrace's rule (the eBPF engine, which Auto picks as root, needs no ptrace access to the target).
+        Start-SyscallTrace -Id 1 -Timeout 1 -Engine Ptrace -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Start-SyscallTrace)
         $err[0].Exception.Message | Should -Match $name
         $err[0].Exception.MissingCapability | Should -Match $name
@@ -160,10 +161,13 @@ Describe 'Start-SyscallTrace -Id' {
         $strace = Start-Process -FilePath strace -ArgumentList "-qq -o /dev/null -p $($f.Id)" -PassThru
         try {
             $tracer = Wait-Until { $t = [int](Get-ProcStatusField $f.Id TracerPid); if ($t -gt 0) { $t } } -What 'strace to attach'
-            Start-SyscallTrace -Id $f.Id -Timeout 1 -ErrorVariable err -ErrorAction SilentlyContinue
+            Start-SyscallTrace -Id $f.Id -Timeout 1 -Engine Ptrace -ErrorVariable err -ErrorAction SilentlyContinue
             $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId TargetBusy Start-SyscallTrace)
             $err[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
             $err[0].Exception.OwnerPid | Should -Be $tracer
+            # The eBPF engine does not stop the process, so another tracer is no obstacle to it.
+            $calls = Start-SyscallTrace -Id $f.Id -Timeout 1 -Engine Bpf -Syscall getppid -ErrorAction Stop
+            ($calls | Where-Object Name -eq getppid) | Should -Not -BeNullOrEmpty
         }
         finally { $strace.Kill(); $strace.WaitForExit(); Stop-Waiter $f }
     }
@@ -255,5 +259,48 @@ Describe 'Start-SyscallTrace output' {
         $kill.Line | Should -Be "kill($($kill.Arguments)) = 0"
         ($rows | Where-Object EventType -eq 'Signal').Name | Should -Be 'SIGUSR1'
         ($rows | Where-Object { $_.EventType -eq 'ProcessExit' }).Result | Should -Contain '0'
+    }
+}
+
+Describe 'Start-SyscallTrace -Engine' {
+    It 'traces with eBPF under Auto as root, and says so' {
+        $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList basic -RedirectStandardOutput /dev/null -Verbose 4>&1
+        $verbose = $events | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        ($verbose | Where-Object Message -like 'Engine Bpf:*') | Should -Not -BeNullOrEmpty
+        ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.ProcessStartEvent] -and $_.Kind -eq 'Launch' }).Engine | Should -Be 'Bpf'
+        $calls = $events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] }
+        ($calls | Where-Object Name -eq getppid).Count | Should -Be 3
+        $calls[0].Line | Should -BeLike "execve(`"$Fixture`", *"
+    }
+
+    It 'stops at Select-Object -First and kills what it launched' {
+        $first = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 100000000 -Engine Bpf -Syscall getppid -RedirectStandardOutput /dev/null |
+            Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] } | Select-Object -First 5
+        $first.Count | Should -Be 5
+        Start-Sleep -Milliseconds 200
+        Test-Path "/proc/$($first[0].Pid)" | Should -BeFalse
+    }
+
+    It 'writes LostEventsEvent objects when the buffer is too small, and their counts add up' {
+        $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 100000 -Engine Bpf -Syscall getppid -BufferSize 16384 -RedirectStandardOutput /dev/null -WarningAction SilentlyContinue
+        $lost = ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.LostEventsEvent] } | Measure-Object Count -Sum).Sum
+        $calls = ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] }).Count
+        $lost | Should -BeGreaterThan 0
+        # every getppid, plus the exec and exit records
+        $records = $calls + ($events | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.ProcessExitEvent] -or ($_ -is [PSLinuxTrace.Engine.Model.ProcessStartEvent] -and $_.Kind -eq 'Exec') }).Count
+        $records + $lost | Should -Be 100002
+    }
+
+    It 'is PermissionDenied naming CAP_BPF and CAP_PERFMON without them, and Auto falls back to ptrace' {
+        $module = Join-Path $PSScriptRoot '..' '..' 'out' 'PSLinuxTrace' 'PSLinuxTrace.psd1'
+        # This pwsh again: its apphost next to pwsh.dll (a dotnet-tool pwsh runs as "dotnet").
+        $pwsh = Join-Path $PSHOME 'pwsh'
+        $script = "Import-Module '$module'; " +
+            "try { Start-SyscallTrace -FilePath /bin/true -Engine Bpf -ErrorAction Stop } catch { 'ERR ' + `$_.CategoryInfo.Category + ' ' + `$_.Exception.Message }; " +
+            "Start-SyscallTrace -FilePath /bin/true -Syscall execve -Verbose 4>&1 | Where-Object { `$_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message"
+        $out = & setpriv --bounding-set '-bpf,-perfmon,-sys_admin' $pwsh -NoProfile -Command $script
+        $err = $out | Where-Object { $_ -like 'ERR *' }
+        $err | Should -BeLike 'ERR PermissionDenied *CAP_BPF, CAP_PERFMON*'
+        $out | Where-Object { $_ -like 'Engine Ptrace: Auto: this process lacks CAP_BPF, CAP_PERFMON*' } | Should -Not -BeNullOrEmpty
     }
 }

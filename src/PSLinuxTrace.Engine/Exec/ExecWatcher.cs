@@ -1,36 +1,18 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Bpf;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Text;
+using BpfCalls = PSLinuxTrace.Engine.Interop.Bpf;
 
 namespace PSLinuxTrace.Engine.Exec;
 
-/// <summary>What to watch. Filters on uid, parent and pid namespace run in the kernel; the name glob runs here.</summary>
-public sealed record ExecWatchOptions
-{
-    /// <summary>Globs on the executable path: with a '/' matched against the whole Filename, else against its last component.</summary>
-    public string[]? Name { get; init; }
-    public uint? UserId { get; init; }
-    public int? ParentId { get; init; }
-    /// <summary>Inode number of a pid namespace (/proc/PID/ns/pid).</summary>
-    public uint? PidNamespace { get; init; }
-    public bool IncludeEnvironment { get; init; }
-    /// <summary>Ring buffer size in bytes: a power of two, at least one page.</summary>
-    public int BufferSize { get; init; } = DefaultBufferSize;
-    /// <summary>Stop after this many events (0: no limit).</summary>
-    public long Count { get; init; }
-    public TimeSpan? Timeout { get; init; }
-
-    public const int DefaultBufferSize = 16 << 20;
-}
-
 /// <summary>
-/// The eBPF exec watcher: loads src/bpf/exec.bpf.o with our own loader (maps created, map
-/// relocations applied, programs verified and attached to the execve/execveat tracepoints), reads
+/// The eBPF exec watcher: loads src/bpf/exec.bpf.o as a <see cref="BpfCollection"/> (maps created,
+/// map relocations applied, programs verified and attached to the execve/execveat tracepoints), reads
 /// the ring buffer on its own thread, joins each entry record with its exit record, and writes
 /// <see cref="ExecEvent"/>s to a bounded channel. The contract callers rely on: Stop (and Dispose)
 /// ends the reader thread, then detaches and closes every BPF program, map, link and fd, so nothing
@@ -39,11 +21,6 @@ public sealed record ExecWatchOptions
 public sealed class ExecWatcher : IDisposable
 {
     public const string ObjectResource = "exec.bpf.o";
-    private const uint RecEnter = 1, RecExit = 2;
-    private const uint FArgsTruncated = 1, FEnvTruncated = 2, FArgsFault = 4, FExecveat = 8;
-    // struct exec_event in exec.bpf.c: 96-byte header, filename, argv right after it; envp at HeaderSize + PathCap + ArgsSlot.
-    private const int HeaderSize = 96, PathCap = 4096, ArgsCap = 32768, ArgsSlot = 2 * ArgsCap;
-    private const int ConfigSize = 64;
     // How long an entry waits for its exit record before it is written with Result null. An exec can
     // take seconds on a loaded machine (loading the binary), so this is generous; the execs behind
     // one whose exit never comes (a caller killed mid-exec) wait that long too, to keep time order.
@@ -52,9 +29,8 @@ public sealed class ExecWatcher : IDisposable
 
     private readonly ILogger _log;
     private readonly ExecWatchOptions _options;
-    private readonly List<IDisposable> _kernelObjects = [];
-    private readonly List<BpfProgram> _programs = [];
-    private readonly BpfMap _events, _counters;
+    private readonly BpfCollection _bpf;
+    private readonly BpfMap _counters;
     private readonly RingBufferReader _ring;
     private readonly Glob[]? _names;
     private readonly long _bootToRealtimeNs;
@@ -76,64 +52,26 @@ public sealed class ExecWatcher : IDisposable
             throw new ArgumentException($"The buffer size must be a power of two of at least 4096 bytes; got {options.BufferSize}.");
         _names = options.Name?.Select(n => new Glob(n)).ToArray();
         _bootToRealtimeNs = LibC.ClockNs(LibC.CLOCK_REALTIME) - LibC.ClockNs(LibC.CLOCK_BOOTTIME);
+        Tracefs.Root();
+        byte[] config = ExecRecords.BuildConfig(Btf.LoadVmlinux(), options);
+        _bpf = BpfCollection.Load(ObjectResource, new Dictionary<string, uint>
+        {
+            ["events"] = (uint)options.BufferSize,
+            ["scratch"] = (uint)Math.Max(1, PossibleCpus.Count),   // indexed by CPU id
+        }, log);
         try
         {
-            Tracefs.Root();
-            Btf btf = Btf.LoadVmlinux();
-            byte[] config = BuildConfig(btf, options);
-            var obj = BpfObject.Parse(BpfObject.ReadEmbedded(ObjectResource), ObjectResource);
-
-            var maps = new Dictionary<string, BpfMap>(StringComparer.Ordinal);
-            foreach (BpfMapSpec spec in obj.Maps)
-            {
-                BpfMapSpec s = spec;
-                if (spec.Name == "events") s = spec with { MaxEntries = (uint)options.BufferSize };
-                if (spec.Name == "scratch") s = spec with { MaxEntries = (uint)Math.Max(1, PossibleCpus()) };
-                BpfMap m = BpfMap.Create(s);
-                _kernelObjects.Add(m);
-                maps[spec.Name] = m;
-                _log.LogDebug("Created BPF map {Name} (type {Type}, {Entries} entries of {Size} bytes).", s.Name, s.Type, s.MaxEntries, s.ValueSize);
-            }
-            _events = maps.GetValueOrDefault("events") ?? throw new BadInputFormatException($"{ObjectResource} has no 'events' map.");
-            _counters = maps.GetValueOrDefault("counters") ?? throw new BadInputFormatException($"{ObjectResource} has no 'counters' map.");
-            BpfMap configMap = maps.GetValueOrDefault("config") ?? throw new BadInputFormatException($"{ObjectResource} has no 'config' map.");
-            if (configMap.Spec.ValueSize != ConfigSize) throw new BadInputFormatException($"{ObjectResource}: config map value is {configMap.Spec.ValueSize} bytes, expected {ConfigSize}.");
-            configMap.Update(new byte[4], config);
-
-            if (_events.Spec.Type != Bpf.BPF_MAP_TYPE_RINGBUF) throw new BadInputFormatException($"Map {_events.Spec.Name} of the BPF object is not a ring buffer.");
-            _ring = new RingBufferReader(_events.Fd, _events.Spec.MaxEntries);
-            _kernelObjects.Add(_ring);
-
-            var loaded = new List<(BpfProgram Program, string Tracepoint)>();
-            foreach (BpfProgramSpec prog in obj.Programs)
-            {
-                byte[] insns = (byte[])prog.Instructions.Clone();
-                foreach (BpfMapRelocation r in prog.MapRelocations)
-                {
-                    if (!maps.TryGetValue(r.MapName, out BpfMap? m)) throw new BadInputFormatException($"{ObjectResource}: {prog.Name} refers to unknown map {r.MapName}.");
-                    int at = r.InstructionIndex * Bpf.InsnSize;
-                    insns[at + 1] = (byte)((insns[at + 1] & 0x0f) | (Bpf.BPF_PSEUDO_MAP_FD << 4));   // src_reg = BPF_PSEUDO_MAP_FD
-                    BinaryPrimitives.WriteInt32LittleEndian(insns.AsSpan(at + 4), m.Fd.Fd);            // imm = map fd
-                }
-                BpfProgram p = BpfProgram.Load(Bpf.BPF_PROG_TYPE_TRACEPOINT, insns, obj.License, "pslt_" + prog.Name);
-                _kernelObjects.Add(p);
-                _programs.Add(p);
-                string tp = prog.Tracepoint ?? throw new BadInputFormatException($"{ObjectResource}: program {prog.Name} is not in a tracepoint/ section.");
-                loaded.Add((p, tp));
-                _log.LogDebug("Loaded {Program} ({Count} instructions) for {Tracepoint}.", prog.Name, insns.Length / 8, tp);
-            }
-            // Attach only once every program passed the verifier (which can take a while under load), and the
+            _counters = _bpf.Map("counters");
+            _bpf.Map("config", BpfCalls.BPF_MAP_TYPE_ARRAY, 4, ExecRecords.ConfigSize).Update(new byte[4], config);
+            _ring = _bpf.OpenRingBuffer("events");
+            // Attached only once every program passed the verifier (which can take a while under load), and the
             // exit programs before the entry ones: every exec whose entry is recorded then has its exit recorded.
-            foreach (var (p, tp) in loaded.OrderBy(l => l.Tracepoint.Contains("/sys_exit_", StringComparison.Ordinal) ? 0 : 1))
-            {
-                _kernelObjects.Add(TracepointAttachment.Attach(p, tp));
-                _log.LogDebug("Attached {Program} to {Tracepoint}.", p.Name, tp);
-            }
-            ProgramIds = _programs.Select(p => p.Id).ToArray();
+            _bpf.Attach(p => p.Tracepoint!.Contains("/sys_exit_", StringComparison.Ordinal) ? 0 : 1);
+            ProgramIds = _bpf.ProgramIds;
         }
         catch
         {
-            DisposeKernelObjects();
+            _bpf.Dispose();
             throw;
         }
     }
@@ -243,16 +181,17 @@ public sealed class ExecWatcher : IDisposable
     private void OnRecord(ReadOnlySpan<byte> rec, ExecEventQueue queue)
     {
         if (rec.Length < 4) return;
-        uint kind = U32(rec, 0);
-        if (kind == RecEnter && rec.Length > HeaderSize)
+        uint kind = ExecRecords.Kind(rec);
+        if (kind == ExecRecords.RecEnter && rec.Length > ExecRecords.HeaderSize)
         {
-            ExecEvent e = ParseEnter(rec);
+            ExecEvent e = ExecRecords.ParseEnter(rec, _bootToRealtimeNs, _options.IncludeEnvironment);
             if (_names is not null && !MatchesName(e.Filename)) return;
             queue.Enter(e, _clock.Elapsed);
         }
-        else if (kind == RecExit && rec.Length >= 32)
+        else if (kind == ExecRecords.RecExit && rec.Length >= ExecRecords.ExitSize)
         {
-            queue.Exit((int)U32(rec, 4), (int)U32(rec, 8), BinaryPrimitives.ReadInt64LittleEndian(rec[16..]));
+            var (pid, tid, ret) = ExecRecords.ParseExit(rec);
+            queue.Exit(pid, tid, ret);
         }
     }
 
@@ -262,103 +201,6 @@ public sealed class ExecWatcher : IDisposable
         foreach (Glob g in _names!)
             if (g.IsMatch(g.Pattern.Contains('/') ? filename : last)) return true;
         return false;
-    }
-
-    private ExecEvent ParseEnter(ReadOnlySpan<byte> rec)
-    {
-        uint flags = U32(rec, 4);
-        long bootNs = BinaryPrimitives.ReadInt64LittleEndian(rec[8..]);
-        int fnameLen = (int)Math.Min(U32(rec, 64), PathCap);
-        int argsLen = (int)Math.Min(U32(rec, 68), ArgsCap);
-        int envLen = (int)Math.Min(U32(rec, 72), ArgsCap);
-        int argsAt = HeaderSize + fnameLen, envAt = HeaderSize + PathCap + ArgsSlot;
-        ReadOnlySpan<byte> args = argsAt + argsLen <= rec.Length ? rec.Slice(argsAt, argsLen) : default;
-        ReadOnlySpan<byte> env = envLen > 0 && envAt + envLen <= rec.Length ? rec.Slice(envAt, envLen) : default;
-        return new ExecEvent
-        {
-            Timestamp = DateTime.UnixEpoch.AddTicks((bootNs + _bootToRealtimeNs) / 100).ToLocalTime(),
-            Pid = (int)U32(rec, 16),
-            Tid = (int)U32(rec, 20),
-            ParentId = (int)U32(rec, 24),
-            UserId = U32(rec, 28),
-            GroupId = U32(rec, 32),
-            PidNamespace = U32(rec, 44),
-            CgroupId = BinaryPrimitives.ReadUInt64LittleEndian(rec[48..]),
-            DirectoryFd = (flags & FExecveat) != 0 ? BinaryPrimitives.ReadInt32LittleEndian(rec[56..]) : 0,
-            AtFlags = U32(rec, 60),
-            Comm = CString(rec.Slice(80, 16)),
-            Syscall = (flags & FExecveat) != 0 ? ExecSyscall.Execveat : ExecSyscall.Execve,
-            Filename = CString(rec.Slice(HeaderSize, fnameLen)),
-            Argv = SplitStrings(args),
-            Truncated = (flags & (FArgsTruncated | FArgsFault)) != 0,
-            Environment = _options.IncludeEnvironment ? SplitStrings(env) : null,
-            EnvironmentTruncated = (flags & FEnvTruncated) != 0,
-        };
-    }
-
-    private static uint U32(ReadOnlySpan<byte> b, int off) => BinaryPrimitives.ReadUInt32LittleEndian(b[off..]);
-
-    private static string CString(ReadOnlySpan<byte> b)
-    {
-        int nul = b.IndexOf((byte)0);
-        return ExecText.Decode(nul < 0 ? b : b[..nul]);
-    }
-
-    /// <summary>NUL-terminated strings back to back (the last one may be cut, without its NUL).</summary>
-    internal static string[] SplitStrings(ReadOnlySpan<byte> b)
-    {
-        var list = new List<string>();
-        while (!b.IsEmpty)
-        {
-            int nul = b.IndexOf((byte)0);
-            if (nul < 0) { list.Add(ExecText.Decode(b)); break; }
-            list.Add(ExecText.Decode(b[..nul]));
-            b = b[(nul + 1)..];
-        }
-        return list.ToArray();
-    }
-
-    /// <summary>The config map's value (struct config in exec.bpf.c): BTF-resolved offsets, then filters.</summary>
-    internal static byte[] BuildConfig(Btf btf, ExecWatchOptions o)
-    {
-        uint[] v =
-        [
-            btf.MemberOffset("task_struct", "real_parent"),
-            btf.MemberOffset("task_struct", "tgid"),
-            btf.MemberOffset("task_struct", "thread_pid"),
-            btf.MemberOffset("pid", "level"),
-            btf.MemberOffset("pid", "numbers"),
-            btf.StructSize("upid"),
-            btf.MemberOffset("upid", "ns"),
-            btf.MemberOffset("pid_namespace", "ns.inum"),
-            o.UserId is null ? 0u : 1u, o.UserId ?? 0,
-            o.ParentId is null ? 0u : 1u, (uint)(o.ParentId ?? 0),
-            o.PidNamespace is null ? 0u : 1u, o.PidNamespace ?? 0,
-            o.IncludeEnvironment ? 1u : 0u, 0,
-        ];
-        byte[] bytes = new byte[ConfigSize];
-        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), v[i]);
-        return bytes;
-    }
-
-    /// <summary>Number of possible CPUs (/sys/devices/system/cpu/possible, "0-3"): the scratch map is indexed by CPU id.</summary>
-    private static int PossibleCpus()
-    {
-        try
-        {
-            string s = File.ReadAllText("/sys/devices/system/cpu/possible").Trim();
-            int max = 0;
-            foreach (string part in s.Split(','))
-            {
-                string last = part.Contains('-') ? part[(part.IndexOf('-') + 1)..] : part;
-                max = Math.Max(max, int.Parse(last, System.Globalization.CultureInfo.InvariantCulture));
-            }
-            return max + 1;
-        }
-        catch (Exception ex) when (ex is IOException or FormatException or UnauthorizedAccessException)
-        {
-            return Math.Max(Environment.ProcessorCount, (int)LibC.sysconf(LibC._SC_NPROCESSORS_CONF));
-        }
     }
 
     /// <summary>The inode number of a process's pid namespace (stat of /proc/PID/ns/pid).</summary>
@@ -408,48 +250,14 @@ public sealed class ExecWatcher : IDisposable
             }
             try { _finalCounters = (ReadCounter(0), ReadCounter(1)); }
             catch (LinuxTraceException) { _finalCounters = (0, 0); }
-            DisposeKernelObjects();
+            _bpf.Dispose();   // detaches, then closes the ring, programs and maps
             _channel.Writer.TryComplete();
         }
-    }
-
-    private void DisposeKernelObjects()
-    {
-        // Detach first (attachments were added after their programs), then programs, ring, maps.
-        for (int i = _kernelObjects.Count - 1; i >= 0; i--) _kernelObjects[i].Dispose();
-        _kernelObjects.Clear();
     }
 
     public void Dispose()
     {
         Stop();
         _stop.Dispose();
-    }
-}
-
-/// <summary>Bytes from the kernel to strings: UTF-8, with each byte that is not valid UTF-8 shown as \xNN (as strace does).</summary>
-public static class ExecText
-{
-    private static readonly UTF8Encoding Strict = new(false, true);
-
-    public static string Decode(ReadOnlySpan<byte> b)
-    {
-        try { return Strict.GetString(b); }
-        catch (DecoderFallbackException) { }
-        var sb = new StringBuilder(b.Length + 8);
-        while (!b.IsEmpty)
-        {
-            if (System.Text.Rune.DecodeFromUtf8(b, out System.Text.Rune r, out int used) == System.Buffers.OperationStatus.Done)
-            {
-                sb.Append(r.ToString());
-                b = b[used..];
-            }
-            else
-            {
-                sb.Append("\\x").Append(b[0].ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
-                b = b[1..];
-            }
-        }
-        return sb.ToString();
     }
 }

@@ -3,7 +3,7 @@ using System.Collections.ObjectModel;
 namespace PSLinuxTrace.Engine.Model;
 
 /// <summary>What a trace event is; one value per <see cref="TraceEvent"/> type (engines may add more).</summary>
-public enum TraceEventType { Syscall, Signal, ProcessStart, ProcessExit }
+public enum TraceEventType { Syscall, Signal, ProcessStart, ProcessExit, LostEvents }
 
 /// <summary>
 /// What Start-SyscallTrace writes: one shape for every event, so a mixed stream shows as one table
@@ -23,6 +23,12 @@ public abstract record TraceEvent
     /// <summary>Thread id (equal to Pid for the main thread).</summary>
     public int Tid { get; init; }
     public string ProcessName { get; init; } = "";
+    /// <summary>
+    /// The event's number in its trace, from 1. The eBPF engine counts lost events too: a gap of N
+    /// before an event is the <see cref="LostEventsEvent"/> of Count N just before it. 0 from the
+    /// ptrace engine, which loses nothing.
+    /// </summary>
+    public ulong Sequence { get; init; }
     public abstract TraceEventType EventType { get; }
     /// <summary>The system call (openat), the signal (SIGUSR1), "exit", or how the task began (fork, exec, attach...).</summary>
     public string Name { get => _name ?? DefaultName; init => _name = value; }
@@ -110,6 +116,27 @@ public sealed record ProcessExitEvent : TraceEvent
     public override string Line => Signal is null ? $"+++ exited with {ExitCode} +++" : $"+++ killed by {Signal}{(CoreDumped ? " (core dumped)" : "")} +++";
 }
 
+/// <summary>
+/// Events the eBPF engine's kernel half could not hand over (its ring buffer was full: -BufferSize
+/// sizes it), written where the loss was seen. Pid and Tid are 0: the lost events' tasks are unknown.
+/// </summary>
+public sealed record LostEventsEvent : TraceEvent
+{
+    public override TraceEventType EventType => TraceEventType.LostEvents;
+    /// <summary>How many events were lost here.</summary>
+    public long Count { get; init; }
+    /// <summary>The CPU whose events were lost; -1 when only the kernel's totals at the end of the trace tell.</summary>
+    public int Cpu { get; init; }
+
+    protected override string DefaultName => "lost";
+    protected override TraceArguments DefaultArguments => new[] { $"count={Count}", $"cpu={Cpu}" };
+    protected override string DefaultResult => Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public override string Line => $"--- {Count} event(s) lost on CPU {Cpu} ---";
+}
+
+/// <summary>Which engine traced: ptrace (the tracee stops at every call) or eBPF (it never stops).</summary>
+public enum TraceEngine { Ptrace, Bpf }
+
 /// <summary>How a traced task came to be.</summary>
 public enum ProcessStartKind { Launch, Attach, Fork, VFork, Clone, Thread, Exec }
 
@@ -122,6 +149,8 @@ public sealed record ProcessStartEvent : TraceEvent
     public int ParentTid { get; init; }
     /// <summary>For Launch and Exec: the program now running (for Exec from /proc/PID/exe).</summary>
     public string? ExecutablePath { get; init; }
+    /// <summary>The engine that traces this task (say which on Launch and Attach events).</summary>
+    public TraceEngine Engine { get; init; }
 
     protected override string DefaultName => Kind.ToString().ToLowerInvariant();
     protected override TraceArguments DefaultArguments =>

@@ -13,6 +13,13 @@ public sealed class SyscallSummaryBuilder
         _rows[e.Name] = (r.Calls + 1, r.Errors + (e.Errno is null ? 0 : 1), r.Ticks + e.Duration.Ticks);
     }
 
+    /// <summary>Totals counted elsewhere (the eBPF engine counts in the kernel).</summary>
+    public void Add(string name, long calls, long errors, TimeSpan time)
+    {
+        _rows.TryGetValue(name, out var r);
+        _rows[name] = (r.Calls + calls, r.Errors + errors, r.Ticks + time.Ticks);
+    }
+
     /// <summary>One row per name, most total time first (strace -c's order).</summary>
     public IReadOnlyList<SyscallSummary> Build()
     {

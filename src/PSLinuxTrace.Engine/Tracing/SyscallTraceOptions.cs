@@ -24,6 +24,15 @@ public sealed record SyscallTraceOptions
     /// (seccomp-bpf SECCOMP_RET_TRACE + PTRACE_O_TRACESECCOMP, as strace --seccomp-bpf).
     /// </summary>
     public bool UseSeccomp { get; init; } = true;
+    /// <summary>
+    /// The eBPF engine's ring buffer, in bytes (a power of two): what the kernel holds while the
+    /// consumer is behind. A finished call with no copies takes 104 bytes, so the default holds about
+    /// 160,000 calls; when it is full, events are lost and reported as such.
+    /// </summary>
+    public int BufferSize { get; init; } = DefaultBufferSize;
+
+    public const int DefaultBufferSize = 16 << 20;
+
     /// <summary>Where a launched program starts, and what a relative program path is relative to (default: this process's directory).</summary>
     public string? WorkingDirectory { get; init; }
     /// <summary>Give every system call the user stack that made it (strace -k), at most this many frames (0: none).</summary>

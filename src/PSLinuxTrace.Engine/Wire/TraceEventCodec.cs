@@ -37,7 +37,7 @@ internal static class TraceEventCodec
                 break;
             case ProcessStartEvent p:
                 w.Byte((byte)Tag.Start); Common(ref w, p);
-                w.Long((int)p.Kind); w.Long(p.ParentTid); w.String(p.ExecutablePath);
+                w.Long((int)p.Kind); w.Long(p.ParentTid); w.String(p.ExecutablePath); w.Long((int)p.Engine);
                 break;
             default:
                 throw new InvalidOperationException($"{e.GetType().Name} has no binary form: add it to TraceEventCodec.");
@@ -75,7 +75,7 @@ internal static class TraceEventCodec
     private static void Common(ref Writer w, TraceEvent e)
     {
         w.Long(e.Timestamp.Ticks); w.Byte((byte)e.Timestamp.Kind); w.Long(e.Pid); w.Long(e.Tid); w.String(e.ProcessName);
-        w.String(e.Name); w.Strings(e.Arguments); w.String(e.Result); w.String(e.Errno); w.Long(e.Duration.Ticks);
+        w.String(e.Name); w.Strings(e.Arguments); w.String(e.Result); w.String(e.Errno); w.Long(e.Duration.Ticks); w.Long((long)e.Sequence);
     }
 
     public static TraceEvent Decode(ReadOnlySpan<byte> data)
@@ -90,6 +90,7 @@ internal static class TraceEventCodec
         string result = r.String() ?? "";
         string? errno = r.String();
         var duration = new TimeSpan(r.Long());
+        ulong sequence = (ulong)r.Long();
         TraceEvent e = tag switch
         {
             Tag.Syscall => new SyscallEvent
@@ -106,7 +107,7 @@ internal static class TraceEventCodec
             },
             Tag.Start => new ProcessStartEvent
             {
-                Kind = (ProcessStartKind)r.Long(), ParentTid = (int)r.Long(), ExecutablePath = r.String(),
+                Kind = (ProcessStartKind)r.Long(), ParentTid = (int)r.Long(), ExecutablePath = r.String(), Engine = (TraceEngine)r.Long(),
             },
             _ => throw new BadInputFormatException($"The tracer process sent a trace event of unknown kind {(byte)tag}: is it from another build of the module?"),
         };
@@ -114,7 +115,7 @@ internal static class TraceEventCodec
         return e with
         {
             Timestamp = ts, Pid = pid, Tid = tid, ProcessName = process,
-            Name = name, Arguments = arguments, Result = result, Errno = errno, Duration = duration,
+            Name = name, Arguments = arguments, Result = result, Errno = errno, Duration = duration, Sequence = sequence,
         };
     }
 

@@ -10,7 +10,7 @@ namespace PSLinuxTrace.Commands;
 
 /// <summary>Start-SyscallTrace: strace as typed objects, for a launched program or running processes.</summary>
 [Cmdlet(VerbsLifecycle.Start, "SyscallTrace", DefaultParameterSetName = LaunchSet)]
-[OutputType(typeof(SyscallEvent), typeof(SignalEvent), typeof(ProcessExitEvent), typeof(ProcessStartEvent), typeof(SyscallSummary))]
+[OutputType(typeof(SyscallEvent), typeof(SignalEvent), typeof(ProcessExitEvent), typeof(ProcessStartEvent), typeof(LostEventsEvent), typeof(SyscallSummary))]
 public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
 {
     private const string LaunchSet = "Launch", AttachSet = "Attach";
@@ -61,6 +61,15 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
     [ValidateRange(0, 1048576)]
     public int StringLimit { get; set; } = 32;
 
+    /// <summary>Bpf (the tracee never stops), Ptrace, or Auto: Bpf whenever the request and the privileges allow it.</summary>
+    [Parameter]
+    public SyscallEngine Engine { get; set; } = SyscallEngine.Auto;
+
+    /// <summary>The eBPF engine's ring buffer in bytes (a power of two); events it cannot hold are reported as lost.</summary>
+    [Parameter]
+    [ValidateRange(4096, 1 << 30)]
+    public int BufferSize { get; set; } = SyscallTraceOptions.DefaultBufferSize;
+
     [Parameter(ParameterSetName = LaunchSet)]
     public string? RedirectStandardInput { get; set; }
 
@@ -85,6 +94,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
                 Timeout = Timeout > TimeSpan.Zero ? Timeout : null,
                 StringLimit = StringLimit,
                 DecodeArguments = !Summary,
+                BufferSize = BufferSize,
                 WorkingDirectory = CurrentDirectory,
             };
         }
@@ -102,12 +112,15 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
     protected override void EndProcessing()
     {
         var traces = new List<(object Target, ChannelReader<TraceEvent> Reader)>();
+        // The eBPF engine counts -Summary in the kernel into this builder; for ptrace, Write adds each call.
+        var summary = Summary ? new SyscallSummaryBuilder() : null;
         if (ParameterSetName == LaunchSet)
         {
             try
             {
-                traces.Add((FilePath, Tracked(SyscallTracer.Launch(ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
-                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError)))));
+                var (reader, _) = SyscallTraceEngines.Launch(Engine, ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
+                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError), summary);
+                traces.Add((FilePath, Tracked(reader)));
             }
             catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
             {
@@ -116,14 +129,18 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
         }
         else
         {
-            // Every target traced at once, each on its own tracer thread.
-            foreach (int pid in _ids.Distinct())
+            try
             {
-                try { traces.Add((pid, Tracked(SyscallTracer.Attach(pid, _options!, Log, StopToken)))); }
-                catch (LinuxTraceException ex) { WriteEngineError(ex, pid); }
+                // Every target traced at once: by one eBPF trace, or each on its own ptrace tracer.
+                var (attached, _) = SyscallTraceEngines.Attach(Engine, _ids, _options!, (ex, pid) => WriteEngineError(ex, pid), Log, StopToken, summary,
+                    reader => TrackEngineWork(reader));
+                traces.AddRange(attached.Select(t => ((object)t.Pid, t.Reader)));
+            }
+            catch (Exception ex) when (ex is LinuxTraceException or ArgumentException)
+            {
+                ThrowEngineError(ex, _ids.FirstOrDefault());
             }
         }
-        var summary = Summary ? new SyscallSummaryBuilder() : null;
         void Write(TraceEvent e)
         {
             if (summary is null) WriteObject(e);

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using PSLinuxTrace.Engine.Elf;
+using PSLinuxTrace.Engine.Bpf;
 using PSLinuxTrace.Engine.Exec;
 using PSLinuxTrace.Engine.Tests.Infrastructure;
 using Xunit;

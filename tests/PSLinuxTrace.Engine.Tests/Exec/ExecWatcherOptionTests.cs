@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using PSLinuxTrace.Engine.Bpf;
 using PSLinuxTrace.Engine.Exec;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Tests.Infrastructure;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging.Abstractions;
+using PSLinuxTrace.Engine.Bpf;
 using PSLinuxTrace.Engine.Exec;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Tests.Infrastructure;

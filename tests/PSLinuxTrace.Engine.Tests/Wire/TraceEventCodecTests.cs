@@ -60,6 +60,7 @@ public sealed class TraceEventCodecTests
         if (u == typeof(string)) return $"s{seed}-ünïcode";
         if (u == typeof(int)) return -seed * 7;
         if (u == typeof(long)) return -seed * 1_000_000_007L;
+        if (u == typeof(ulong)) return ulong.MaxValue - (ulong)seed;
         if (u == typeof(bool)) return true;
         if (u == typeof(DateTime)) return new DateTime(2026, 12, 1, 10, 0, seed, DateTimeKind.Utc).AddTicks(seed);
         if (u == typeof(TimeSpan)) return TimeSpan.FromTicks(123456789 + seed);

@@ -1,6 +1,6 @@
 using PSLinuxTrace.Engine.Interop;
 
-namespace PSLinuxTrace.Engine.Exec;
+namespace PSLinuxTrace.Engine.Bpf;
 
 /// <summary>Where tracefs is, mounting it when it is not (as root), and tracepoint ids.</summary>
 public static class Tracefs

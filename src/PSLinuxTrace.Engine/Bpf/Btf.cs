@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace PSLinuxTrace.Engine.Exec;
+namespace PSLinuxTrace.Engine.Bpf;
 
 /// <summary>
 /// A minimal reader of BTF type information (Documentation/bpf/btf.rst), enough to find the byte
@@ -58,7 +58,7 @@ public sealed class Btf
     {
         if (!File.Exists(VmlinuxPath))
             throw new UnsupportedFeatureException("Kernel BTF (" + VmlinuxPath + ")", "5.4",
-                "the kernel was built without CONFIG_DEBUG_INFO_BTF; Watch-Exec needs it to read task_struct fields portably");
+                "the kernel was built without CONFIG_DEBUG_INFO_BTF; the eBPF cmdlets need it to read kernel structure fields portably");
         return new Btf(File.ReadAllBytes(VmlinuxPath));
     }
 
