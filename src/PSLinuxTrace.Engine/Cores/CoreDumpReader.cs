@@ -40,6 +40,9 @@ public sealed class CoreDumpReader : IDisposable
     public const string SnapshotNoteName = "PSLINUXTRACE";
     public const uint RestoreStateNoteType = 1, ProducerNoteType = 2;
 
+    /// <summary>The symbolizer this reader's cores share (its caches, for tests).</summary>
+    internal Symbolizer Symbolizer => _symbolizer;
+
     public void Dispose() => _symbolizer.Dispose();
 
     public CoreDump Read(string path, CoreDumpOptions? options = null, CancellationToken cancel = default)

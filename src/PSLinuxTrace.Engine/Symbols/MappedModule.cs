@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Unwind;
 
@@ -33,7 +34,7 @@ public sealed class MappedModule
     /// <summary>The file used for symbols and CFI (SysRoot, -ExecutablePath or the mapped path), or null when none matched.</summary>
     public string? LocalPath { get; internal set; }
     public string? LocalBuildId { get; internal set; }
-    /// <summary>The separate debug file (.symtab, .debug_frame; DWARF for issue 15), or null.</summary>
+    /// <summary>The separate debug file (.symtab, .debug_frame, DWARF for source lines), or null.</summary>
     public string? DebugPath { get; internal set; }
     /// <summary>True when <see cref="LocalPath"/> is the file the process mapped (the build-ids agree, or one side has none), and for the vDSO.</summary>
     public bool Matches { get; internal set; }
@@ -70,8 +71,30 @@ public sealed class MappedModule
         return _unwind;
     }
 
+    private DwarfSourceInfo? _source;
+    private bool _sourceLoaded;
+
+    /// <summary>
+    /// The DWARF that gives this module's frames their source lines and inlined calls: the debug file's
+    /// (when it has .debug_info), else the file's own; null for the vDSO and without either. Opened the
+    /// first time a frame lands in the module, so modules no frame lands in never read theirs.
+    /// </summary>
+    internal DwarfSourceInfo? SourceInfo(ElfFileCache cache)
+    {
+        if (_sourceLoaded) return _source;
+        _sourceLoaded = true;
+        if (Image is null && LoadBiasKnown) _source = cache.DwarfOf(Debug) ?? cache.DwarfOf(Local);
+        return _source;
+    }
+
+    /// <summary>Set once the module's DWARF failed a lookup, so the warning is given once.</summary>
+    internal bool SourceDamageReported { get; set; }
+
     /// <summary>The table frames are named from: the debug file's .symtab, the file's .symtab, its .dynsym; the vDSO's dynamic symbols.</summary>
     internal ElfSymbolTable? Symbols => Image is not null ? Image.DynamicSymbols : Debug?.SymbolTable ?? Local?.SymbolTable ?? Local?.DynamicSymbols;
+
+    /// <summary>What the module exports (.dynsym, hashed): where a call through the PLT lands.</summary>
+    internal ElfSymbolTable? DynamicSymbols => Image is not null ? Image.DynamicSymbols : Local?.DynamicSymbols;
 
     public override string ToString() => $"{Path} 0x{Start:x}-0x{End:x} bias 0x{LoadBias:x}{(BuildId is null ? "" : " " + BuildId)}{(LocalPath is null ? " (no file)" : "")}";
 }

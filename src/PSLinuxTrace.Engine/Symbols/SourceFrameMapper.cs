@@ -1,0 +1,58 @@
+using PSLinuxTrace.Engine.Dwarf;
+using PSLinuxTrace.Engine.Model;
+
+namespace PSLinuxTrace.Engine.Symbols;
+
+/// <summary>
+/// Turns one unwound frame and its DWARF source frames (innermost first, as
+/// <see cref="DwarfSourceInfo.Lookup"/> gives them) into the <see cref="StackFrame"/>s gdb's bt shows
+/// for it: one frame per inlined call, then the real function's frame, all at the same pc.
+/// </summary>
+/// <remarks>
+/// The rules, matching gdb's bt (frame numbers, names, lines) and eu-stack -i -s:
+/// <list type="bullet">
+/// <item>Index counts every frame, inlined ones included, as gdb numbers them.</item>
+/// <item>An inlined frame: Symbol is the inlined function's DWARF name (its linkage name when it has
+/// one, so C++ stays mangled as in .symtab), Offset 0 (inlined code has no symbol to count from),
+/// IsInlined true; the innermost one has the pc's file:line:column, each outer one the location of
+/// the call it made. InstructionPointer, StackPointer, ModulePath and Method are the real frame's.</item>
+/// <item>The real frame: Symbol is the function's DWARF name where DWARF names the code, as gdb and
+/// eu-stack name it (__GI_raise for raise, __libc_pause for pause, ic_fault for ic_fault.cold), else the
+/// .symtab or .dynsym symbol that holds the pc. Offset is always the pc's offset from that symbol-table
+/// entry (for an alias the same number; for a cold part, from main.cold's start), or from the DWARF entry
+/// where no symbol holds the pc. Its file:line is the pc's, or with inlined calls the outermost call's.</item>
+/// <item>Line 0 (compiler-made code DWARF gives no line) leaves File and Line null, as gdb shows no location.</item>
+/// </list>
+/// </remarks>
+internal static class SourceFrameMapper
+{
+    /// <summary>Adds the frames of <paramref name="real"/> (its ELF name already set) to <paramref name="into"/>.</summary>
+    /// <param name="entryBias">added to a DWARF entry address to get a memory address (the module's load bias)</param>
+    public static void Add(List<StackFrame> into, StackFrame real, IReadOnlyList<SourceFrame> source, ulong entryBias)
+    {
+        if (source.Count == 0)
+        {
+            into.Add(real with { Index = into.Count });
+            return;
+        }
+        for (int i = 0; i < source.Count - 1; i++)
+        {
+            var s = source[i];
+            into.Add(WithLocation(real with { Index = into.Count, Symbol = s.Function ?? s.Name, Offset = 0, IsInlined = true }, s));
+        }
+        var outer = source[^1];
+        var frame = real with { Index = into.Count };
+        if (outer.Function is { } function)
+        {
+            // gdb's name; the offset stays the symbol table's (the same number for an alias such as raise and
+            // __GI_raise), and counts from the DWARF entry only where no symbol holds the pc.
+            ulong offset = real.Symbol is not null ? real.Offset
+                : outer.EntryAddress is { } entry && real.InstructionPointer >= entry + entryBias ? real.InstructionPointer - (entry + entryBias) : 0;
+            frame = frame with { Symbol = function, Offset = offset };
+        }
+        into.Add(WithLocation(frame, outer));
+    }
+
+    private static StackFrame WithLocation(StackFrame frame, SourceFrame s) =>
+        s.Line <= 0 || s.File is null ? frame : frame with { File = s.File, Line = s.Line, Column = s.Column > 0 ? s.Column : null };
+}
