@@ -27,10 +27,18 @@ public sealed class CoreDumpReader : IDisposable
     private readonly ILogger _log;
     private readonly Symbolizer _symbolizer;
 
+    /// <summary>A reader whose symbolizer asks the debuginfod servers of DEBUGINFOD_URLS, if any, for missing files.</summary>
     public CoreDumpReader(ILogger log)
     {
         _log = log;
         _symbolizer = new Symbolizer(log);
+    }
+
+    /// <summary>A reader whose symbolizer asks <paramref name="debuginfod"/> (null: no server); the caller disposes it.</summary>
+    public CoreDumpReader(ILogger log, Dwarf.DebuginfodClient? debuginfod)
+    {
+        _log = log;
+        _symbolizer = new Symbolizer(log, debuginfod);
     }
 
     /// <summary>

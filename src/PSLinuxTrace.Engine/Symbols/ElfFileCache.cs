@@ -12,7 +12,7 @@ namespace PSLinuxTrace.Engine.Symbols;
 /// disk is opened again; the old copy stays open until <see cref="Dispose"/>, since module maps made
 /// before may still read it.
 /// </summary>
-internal sealed class ElfFileCache(ILogger log) : IDisposable
+internal sealed class ElfFileCache(ILogger log, DebuginfodClient? debuginfod = null) : IDisposable
 {
     private readonly Dictionary<string, (DateTime Stamp, long Length, ElfFile? File)> _files = new(StringComparer.Ordinal);
     private readonly Dictionary<ElfFile, CallFrameInfo?> _cfi = new();
@@ -22,6 +22,10 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
     // it, so each build-id, and each file's debug link, is looked up once per cache.
     private readonly Dictionary<(string BuildId, string? SysRoot), string?> _debugById = new();
     private readonly Dictionary<(ElfFile File, string? SysRoot), string?> _debugByLink = new();
+    private readonly Dictionary<(string BuildId, DebuginfodArtifact Kind), string?> _fetched = new();
+
+    /// <summary>True when debug files and executables missing here are asked of debuginfod servers.</summary>
+    public bool HasDebuginfod => debuginfod is not null;
 
     /// <summary>Files parsed so far (a reopened file counts again).</summary>
     public int FilesOpened { get; private set; }
@@ -112,6 +116,15 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
         return path;
     }
 
+    /// <summary>The file a debuginfod server (or its cache) has for <paramref name="buildId"/>, asked once per cache; null without one.</summary>
+    public string? Debuginfod(string buildId, DebuginfodArtifact kind, CancellationToken cancel)
+    {
+        if (debuginfod is null) return null;
+        if (!_fetched.TryGetValue((buildId, kind), out string? path))
+            _fetched[(buildId, kind)] = path = debuginfod.Fetch(buildId, kind, cancel);
+        return path;
+    }
+
     /// <summary>DebugFileLocator.FindByDebugLink for <paramref name="local"/>, mapped as <paramref name="modulePath"/>, remembered.</summary>
     public string? DebugFileByLink(ElfFile local, string modulePath, string? sysRoot)
     {
@@ -130,5 +143,6 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
         _dwarf.Clear();
         _debugById.Clear();
         _debugByLink.Clear();
+        _fetched.Clear();
     }
 }

@@ -34,7 +34,10 @@ public sealed class MappedModule
     /// <summary>The file used for symbols and CFI (SysRoot, -ExecutablePath or the mapped path), or null when none matched.</summary>
     public string? LocalPath { get; internal set; }
     public string? LocalBuildId { get; internal set; }
-    /// <summary>The separate debug file (.symtab, .debug_frame, DWARF for source lines), or null.</summary>
+    /// <summary>
+    /// The separate debug file (.symtab, .debug_frame, DWARF for source lines), or null. One that comes from
+    /// a debuginfod server is fetched the first time a frame needs it, and is null until then.
+    /// </summary>
     public string? DebugPath { get; internal set; }
     /// <summary>True when <see cref="LocalPath"/> is the file the process mapped (the build-ids agree, or one side has none), and for the vDSO.</summary>
     public bool Matches { get; internal set; }
@@ -43,7 +46,27 @@ public sealed class MappedModule
     public bool LoadBiasKnown { get; internal set; }
 
     internal ElfFile? Local { get; set; }
-    internal ElfFile? Debug { get; set; }
+
+    private ElfFile? _debug;
+    private Func<(ElfFile? File, string? Path)>? _pendingDebug;
+
+    /// <summary>The debug file; a pending debuginfod fetch happens on first use, so only modules a frame needs wait for the network.</summary>
+    internal ElfFile? Debug
+    {
+        get
+        {
+            if (_pendingDebug is { } fetch)
+            {
+                _pendingDebug = null;
+                (_debug, DebugPath) = fetch();
+            }
+            return _debug;
+        }
+        set => _debug = value;
+    }
+
+    /// <summary>Where the debug file will come from when <see cref="Debug"/> is first needed.</summary>
+    internal void DebugFileLater(Func<(ElfFile? File, string? Path)> fetch) => _pendingDebug = fetch;
     /// <summary>The image read from memory: the vDSO's source of symbols and CFI.</summary>
     internal ElfImage? Image { get; set; }
 

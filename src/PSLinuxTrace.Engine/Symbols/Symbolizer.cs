@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Interop;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
@@ -19,12 +20,20 @@ public sealed class Symbolizer : IDisposable
 {
     private readonly ILogger _log;
     private readonly ElfFileCache _files;
+    private readonly DebuginfodClient? _ownDebuginfod;
 
-    public Symbolizer(ILogger log)
+    /// <summary>A symbolizer that asks the debuginfod servers DEBUGINFOD_URLS names (if any) for what is missing here.</summary>
+    public Symbolizer(ILogger log) : this(log, DebuginfodClient.FromEnvironment(log)) => _ownDebuginfod = _debuginfod;
+
+    /// <summary>A symbolizer that asks <paramref name="debuginfod"/> (null: no server) for missing debug files and executables; the caller keeps and disposes it.</summary>
+    public Symbolizer(ILogger log, DebuginfodClient? debuginfod)
     {
         _log = log;
-        _files = new ElfFileCache(log);
+        _debuginfod = debuginfod;
+        _files = new ElfFileCache(log, debuginfod);
     }
+
+    private readonly DebuginfodClient? _debuginfod;
 
     /// <summary>ELF files parsed so far: one per distinct file (and version of it on disk), however many maps use it.</summary>
     public int FilesOpened => _files.FilesOpened;
@@ -36,7 +45,7 @@ public sealed class Symbolizer : IDisposable
     /// </summary>
     public ModuleMap MapModules(IAddressSpace memory, ModuleLayout layout, ModuleSearchOptions? search = null,
         Action<string>? warn = null, CancellationToken cancel = default) =>
-        new ModuleResolver(_files, _log, memory, search ?? new ModuleSearchOptions(), warn ?? (_ => { })).Build(layout, cancel);
+        new ModuleResolver(_files, _log, memory, search ?? new ModuleSearchOptions(), warn ?? (_ => { }), cancel).Build(layout);
 
     /// <summary>
     /// Unwinds one thread from its registers: CFI where the pc's module has it, the rbp chain elsewhere.
@@ -143,5 +152,9 @@ public sealed class Symbolizer : IDisposable
     private void Damaged(MappedModule module, string what, Exception ex) =>
         _log.LogWarning("{Path}: unreadable {What} in memory ({Message}); using frame pointers there.", module.Path, what, ex.Message);
 
-    public void Dispose() => _files.Dispose();
+    public void Dispose()
+    {
+        _files.Dispose();
+        _ownDebuginfod?.Dispose();
+    }
 }

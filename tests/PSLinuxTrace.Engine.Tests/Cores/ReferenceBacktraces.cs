@@ -17,11 +17,15 @@ public sealed record ReferenceStackFrame(int Index, ulong? Pc, string Function, 
 /// </summary>
 public static partial class ReferenceBacktraces
 {
-    /// <summary>gdb's `thread apply all bt`: "#N  [0xPC in ]FUNCTION (ARGS) [at FILE:LINE][ from LIB]" under "Thread N (... (LWP TID)):".</summary>
-    public static Dictionary<int, List<ReferenceStackFrame>> Gdb(string exe, string core, IDictionary<string, string>? environment = null)
+    /// <summary>
+    /// gdb's `thread apply all bt`: "#N  [0xPC in ]FUNCTION (ARGS) [at FILE:LINE][ from LIB]" under "Thread N (... (LWP TID)):".
+    /// With DEBUGINFOD_URLS in <paramref name="environment"/>, gdb asks those servers too; otherwise it asks none.
+    /// </summary>
+    public static Dictionary<int, List<ReferenceStackFrame>> Gdb(string exe, string core, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var r = Tool.Run("gdb", ["-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "set width 0", "-ex", "set print frame-arguments none",
-            "-ex", "thread apply all bt", exe, core], TimeSpan.FromMinutes(2));
+        string debuginfod = environment?.ContainsKey("DEBUGINFOD_URLS") == true ? "on" : "off";
+        var r = Tool.Run("gdb", ["-nx", "-batch", "-iex", $"set debuginfod enabled {debuginfod}", "-ex", "set width 0", "-ex", "set print frame-arguments none",
+            "-ex", "thread apply all bt", exe, core], TimeSpan.FromMinutes(2), environment: environment);
         var result = new Dictionary<int, List<ReferenceStackFrame>>();
         List<ReferenceStackFrame>? current = null;
         foreach (string line in r.StdOut.Split('\n'))
