@@ -16,11 +16,12 @@ namespace PSLinuxTrace.Engine.Symbols;
 /// one, so C++ stays mangled as in .symtab), Offset 0 (inlined code has no symbol to count from),
 /// IsInlined true; the innermost one has the pc's file:line:column, each outer one the location of
 /// the call it made. InstructionPointer, StackPointer, ModulePath and Method are the real frame's.</item>
-/// <item>The real frame: Symbol is the function's DWARF name where DWARF names the code, as gdb and
-/// eu-stack name it (__GI_raise for raise, __libc_pause for pause, ic_fault for ic_fault.cold), else the
-/// .symtab or .dynsym symbol that holds the pc. Offset is always the pc's offset from that symbol-table
-/// entry (for an alias the same number; for a cold part, from main.cold's start), or from the DWARF entry
-/// where no symbol holds the pc. Its file:line is the pc's, or with inlined calls the outermost call's.</item>
+/// <item>The real frame: Symbol is the function's DWARF name, as gdb and eu-stack name it, where the
+/// .symtab/.dynsym symbol that holds the pc starts at the function's entry (an alias: __GI_raise for raise,
+/// __libc_pause for pause) or no symbol holds it; Offset is from that start. A symbol that starts elsewhere
+/// in the function (gcc's cold part, main.cold) keeps its own name and offset, so Symbol+Offset always
+/// points at the instruction (gdb would say main). Its file:line is the pc's, or with inlined calls the
+/// outermost call's.</item>
 /// <item>Line 0 (compiler-made code DWARF gives no line) leaves File and Line null, as gdb shows no location.</item>
 /// </list>
 /// </remarks>
@@ -42,13 +43,16 @@ internal static class SourceFrameMapper
         }
         var outer = source[^1];
         var frame = real with { Index = into.Count };
-        if (outer.Function is { } function)
+        if (outer.Function is { } function && outer.EntryAddress is { } entry)
         {
-            // gdb's name; the offset stays the symbol table's (the same number for an alias such as raise and
-            // __GI_raise), and counts from the DWARF entry only where no symbol holds the pc.
-            ulong offset = real.Symbol is not null ? real.Offset
-                : outer.EntryAddress is { } entry && real.InstructionPointer >= entry + entryBias ? real.InstructionPointer - (entry + entryBias) : 0;
-            frame = frame with { Symbol = function, Offset = offset };
+            ulong entryPc = entry + entryBias;
+            // gdb's name where it names the same code: the symbol that holds the pc starts at the function's
+            // entry (an alias: raise and __GI_raise), or no symbol holds it. A symbol that starts elsewhere
+            // (main.cold) keeps its own name, so that Symbol+Offset always points at the instruction.
+            if (real.Symbol is null && real.InstructionPointer >= entryPc)
+                frame = frame with { Symbol = function, Offset = real.InstructionPointer - entryPc };
+            else if (real.Symbol is not null && real.InstructionPointer - real.Offset == entryPc)
+                frame = frame with { Symbol = function };
         }
         into.Add(WithLocation(frame, outer));
     }

@@ -95,11 +95,15 @@ public sealed class Symbolizer : IDisposable
         var module = map.Find(lookup);
         var (name, offset) = module is null ? (null, 0UL) : Name(module, lookup, pc);
         var source = module is null ? [] : SourceFrames(module, lookup);
-        // gdb shows a tail-call frame as one frame named after the innermost function at its pc (with that
-        // function's line), inlined or not: its inlined callers are not listed.
-        if (method == UnwindMethod.TailCall && source.Count > 1) source = [source[0]];
         var real = new StackFrame(0, pc, sp, name, offset, module?.Path, method.ToString());
-        SourceFrameMapper.Add(result, real, source, module?.LoadBias ?? 0);
+        if (method == UnwindMethod.TailCall && source.Count > 1)
+        {
+            // gdb shows a tail-call frame as one frame named after the innermost function at its pc, with that
+            // function's line, and does not list its inlined callers. Inlined, it has no symbol to count from.
+            SourceFrameMapper.Add(result, real, [source[0]], module!.LoadBias);
+            result[^1] = result[^1] with { Symbol = source[0].Function ?? result[^1].Symbol, Offset = 0 };
+        }
+        else SourceFrameMapper.Add(result, real, source, module?.LoadBias ?? 0);
         var outer = source.Count > 0 ? source[^1] : null;
         ulong? entry = outer?.EntryAddress is { } e ? e + module!.LoadBias : name is not null ? pc - offset : null;
         string[] names = new[] { outer?.Function, outer?.Name, name }.OfType<string>().Distinct().ToArray();

@@ -57,10 +57,14 @@ internal static class BacktraceComparison
 
     private static string Name(StackFrame f) => f.Symbol ?? "??";
 
-    /// <summary>Equal names, or (real frames only) aliases that start at the same address of the module's symbol table.</summary>
+    /// <summary>
+    /// Equal names; or (real frames only) aliases that start at the same address of the module's symbol table;
+    /// or our gcc cold part (f.cold) of their f, the one naming difference we keep (docs/en-US/Read-CoreDump.md).
+    /// </summary>
     public static bool SameFunction(StackFrame frame, string theirs)
     {
         if (frame.Symbol == theirs || (frame.Symbol is null && theirs == "??")) return true;
+        if (!frame.IsInlined && frame.Symbol == theirs + ".cold") return true;
         if (frame.IsInlined || frame.Symbol is null || frame.ModulePath is null || theirs == "??") return false;
         using var elf = ElfFile.Open(frame.ModulePath);
         string? id = elf.BuildIdHex;
