@@ -1,8 +1,9 @@
 /* Fixture for source lines and inlined frames in stacks, built -g -O2: the main thread crashes
  * (segv: a write to 0x10; abort: abort()) inside two inlined frames of ic_fault's caller chain,
  * reached through a tail call (ic_dispatch jumps to ic_crash); N workers (argv[2]) wait in
- * ic_park, called from code inlined into ic_worker. "wait" prints ready and blocks (for gcore).
- * Usage: inline_crash segv|abort|wait [threads] */
+ * ic_park, called from code inlined into ic_worker. "wait" prints ready and blocks (for gcore);
+ * "ambiguous" reaches the segv through one of two tail-call paths (ic_pick to ic_left or ic_right).
+ * Usage: inline_crash segv|abort|wait|ambiguous [threads] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,26 @@ __attribute__((noinline)) int ic_dispatch(int v)
     return ic_crash(v * 3 + 1);
 }
 
+/* Two tail-call paths from ic_pick to ic_crash: which one ran, DWARF cannot tell ("ambiguous" mode). */
+__attribute__((noinline, noclone)) int ic_left(int v)
+{
+    ic_sink += 2;
+    return ic_crash(v + 1);
+}
+
+__attribute__((noinline, noclone)) int ic_right(int v)
+{
+    ic_sink += 3;
+    return ic_crash(v * 5);
+}
+
+__attribute__((noinline, noclone)) int ic_pick(int v)
+{
+    if (v & 1)
+        return ic_left(v);
+    return ic_right(v);
+}
+
 __attribute__((noinline)) void ic_wait_here(void)
 {
     char buf[64];
@@ -84,6 +105,9 @@ int main(int argc, char **argv)
         return 0;
     }
     fflush(stdout);
-    printf("%d\n", ic_dispatch(argc));
+    if (strcmp(ic_mode, "ambiguous") == 0)
+        printf("%d\n", ic_pick(argc));
+    else
+        printf("%d\n", ic_dispatch(argc));
     return 0;
 }

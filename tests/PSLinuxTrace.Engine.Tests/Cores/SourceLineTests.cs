@@ -19,7 +19,7 @@ public sealed class SourceLineTests(ITestOutputHelper output)
     private static (string Exe, string Core) Kernel(string mode, string copy = "") =>
         CoreFixtures.Kernel($"inline-{mode}{copy}", () => Program, mode, 3);
 
-    public static TheoryData<string> Cores() => new() { "segv", "abort", "gcore" };
+    public static TheoryData<string> Cores() => new() { "segv", "abort", "ambiguous", "gcore" };
 
     private static (string Exe, string Core) Core(string kind)
     {
