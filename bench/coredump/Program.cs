@@ -1,4 +1,4 @@
-// Usage: CoreBench <core> [iterations]. Prints frames and times: the first read (cold process),
+// Usage: CoreBench <core> [iterations]. Prints frames (and how many have a source line) and times: the first read (cold process),
 // and the median of N reads with a fresh reader each (what one Read-CoreDump call costs in a warm session).
 // CoreBench --once <core>: one read in this (new) process: when the CoreDump was there, when every
 // thread's frames had been walked, threads with a named frame, and the peak RSS (VmHWM).
@@ -48,14 +48,14 @@ if (args.Length > 2 && args[1] == "--same-as")
     return;
 }
 int iterations = args.Length > 1 ? int.Parse(args[1]) : 10;
-int Frames()
+(int Frames, int WithLine) Frames()
 {
     using var reader = new CoreDumpReader(NullLogger.Instance);
     var c = reader.Read(core);
-    return c.Threads.Sum(t => t.Frames.Length);
+    return (c.Threads.Sum(t => t.Frames.Length), c.Threads.Sum(t => t.Frames.Count(f => f.Line is > 0)));
 }
 var sw = Stopwatch.StartNew();
-int frames = Frames();
+var (frames, withLine) = Frames();
 double first = sw.Elapsed.TotalMilliseconds;
 var times = new List<double>();
 for (int i = 0; i < iterations; i++)
@@ -65,7 +65,7 @@ for (int i = 0; i < iterations; i++)
     times.Add(sw.Elapsed.TotalMilliseconds);
 }
 times.Sort();
-Console.WriteLine($"frames={frames} first_ms={first:F1} warm_median_ms={(times.Count > 0 ? times[times.Count / 2] : first):F1}");
+Console.WriteLine($"frames={frames} with_line={withLine} first_ms={first:F1} warm_median_ms={(times.Count > 0 ? times[times.Count / 2] : first):F1}");
 
 static void Once(string core)
 {

@@ -14,6 +14,7 @@ int main(int argc, char **argv)
 {
     size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
     int threads = argc > 2 ? atoi(argv[2]) : 16;
+    if (threads < 1) threads = 1;
     char *p = malloc(mib << 20);
     if (argc > 3 && strcmp(argv[3], "text") == 0) {
         unsigned long long x = 88172645463325252ULL;

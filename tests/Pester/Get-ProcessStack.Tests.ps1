@@ -39,7 +39,7 @@ Describe 'Get-ProcessStack' {
         $text = Get-ProcessStack -Id $Service.Id | Out-String -Width 200
         $text | Should -Match "PID $($Service.Id) - stackapp \(4 threads, paused [\d.]+ ms\)"
         $text | Should -Match "TID $($Service.Id) \(stackapp\):"
-        $text | Should -Match '#\d+\s+0x[0-9a-f]{16} main\+0x[0-9a-f]+ - stackapp'
+        $text | Should -Match '#\d+\s+0x[0-9a-f]{16} main\+0x[0-9a-f]+( at \S+)? - stackapp'
         $table = Get-ProcessStack -Id $Service.Id | Format-Table -View Summary | Out-String -Width 200
         $table | Should -Match 'MainThreadTop'
         $table | Should -Match "$($Service.Id)\s+stackapp\s+4"

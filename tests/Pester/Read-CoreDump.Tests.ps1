@@ -261,3 +261,68 @@ Describe 'Read-CoreDump on the cores systemd-coredump keeps' {
         $back.Threads[0].Frames[0].Symbol | Should -Be 'pslt_crash_here'
     }
 }
+
+Describe 'Read-CoreDump source lines' {
+    BeforeAll {
+        # tests/Fixtures/inline_crash.c at -O2: inlined calls (one from a header) and a tail call on the way to the crash.
+        $script:Opt = Join-Path $Work 'inline_crash'
+        & cc -g -O2 -fno-omit-frame-pointer -pthread -o $Opt (Join-Path $PSScriptRoot '..' 'Fixtures' 'inline_crash.c')
+        if ($LASTEXITCODE -ne 0) { throw 'cc failed' }
+        function New-OptCore([string] $Exe, [string] $Name) {
+            $dir = Join-Path $Work $Name
+            New-Item -ItemType Directory -Path $dir -Force | Out-Null
+            & sh -c "cd '$dir' && ulimit -c unlimited && exec '$Exe' segv 2" > $null 2>&1
+            Join-Path $dir 'core'
+        }
+        $script:OptCore = New-OptCore $Opt 'inline-segv'
+    }
+
+    It 'shows inlined frames and file:line like gdb bt, in the default view too' {
+        $frames = (Read-CoreDump $OptCore).CrashingThread.Frames
+        # gdb prints frame 0 when it loads the core, then the backtrace: keep the lines from the last "#0" on.
+        $lines = @(& gdb -nx -batch -iex 'set debuginfod enabled off' -ex 'set width 0' -ex 'bt' $Opt $OptCore 2>$null | Where-Object { $_ -match '^#\d+ ' })
+        $last0 = [array]::FindLastIndex([string[]]$lines, [Predicate[string]] { param($l) $l -match '^#0 ' })
+        $gdb = $lines[$last0..($lines.Count - 1)] | ForEach-Object { if ($_ -match '^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) \(.* at (\S+):(\d+)$') { "$($Matches[1]) $(Split-Path -Leaf $Matches[2]):$($Matches[3])" } }
+        $gdb.Count | Should -BeGreaterThan 4
+        $ours = $frames | Select-Object -First $gdb.Count | ForEach-Object { "$($_.Symbol) $(Split-Path -Leaf $_.File):$($_.Line)" }
+        $ours | Should -Be $gdb
+        ($frames | Where-Object IsInlined).Symbol | Should -Contain 'ic_validate'
+        $text = $frames | Out-String
+        $text | Should -Match 'ic_check \(inlined\) at inline_crash\.h:\d+'
+        $text | Should -Match 'ic_dispatch\+0x[0-9a-f]+ at inline_crash\.c:\d+'
+    }
+
+    It 'fetches debug info from the debuginfod server $env:DEBUGINFOD_URLS names, and says so with -Verbose' {
+        # A stripped program whose debug file only the server has; Debian's debuginfod on a free port, stopped at the end.
+        $srv = Join-Path $Work 'debuginfod-srv'
+        New-Item -ItemType Directory -Path $srv -Force | Out-Null
+        $stripped = Join-Path $Work 'inline_crash-stripped'
+        & objcopy --only-keep-debug $Opt (Join-Path $srv 'inline_crash.debug')
+        & objcopy --strip-debug "--add-gnu-debuglink=$(Join-Path $srv 'inline_crash.debug')" $Opt $stripped
+        Copy-Item $stripped (Join-Path $srv 'inline_crash')
+        $core = New-OptCore $stripped 'debuginfod'
+        $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $listener.Start(); $port = $listener.LocalEndpoint.Port; $listener.Stop()
+        $db = Join-Path $Work 'debuginfod.sqlite'
+        $server = Start-Process -FilePath debuginfod -ArgumentList '-F', $srv, '-p', $port, '-d', $db, '-t', '0', '-g', '0' -PassThru -RedirectStandardError (Join-Path $Work 'debuginfod.log')
+        $saved = $env:DEBUGINFOD_URLS, $env:DEBUGINFOD_CACHE_PATH
+        try {
+            Wait-Until { try { (Invoke-WebRequest "http://127.0.0.1:$port/metrics").Content -match 'scanned_files_total\{source="file"\} 2' } catch { $false } } -TimeoutSeconds 30 -What 'debuginfod to scan its folder'
+            $env:DEBUGINFOD_URLS = "http://127.0.0.1:$port"
+            $env:DEBUGINFOD_CACHE_PATH = Join-Path $Work 'debuginfod-cache'
+            $dump = Read-CoreDump $core -Verbose 4>&1
+            $verbose = $dump | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message
+            $verbose -join "`n" | Should -Match "fetched the debuginfo of build-id [0-9a-f]+ from http://127\.0\.0\.1:$port/buildid/"
+            $frames = ($dump | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.CoreDump] }).CrashingThread.Frames
+            ($frames | Where-Object Symbol -EQ 'ic_crash').Line | Should -BeGreaterThan 0
+            # A second Read-CoreDump, the server gone: the cache answers.
+            $server.Kill(); $server.WaitForExit()
+            $again = Read-CoreDump $core -Verbose 4>&1
+            ($again | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n" | Should -Match 'debuginfo of build-id [0-9a-f]+ from the cache'
+            ($again | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.CoreDump] }).CrashingThread.Frames.Line | Should -Be $frames.Line
+        } finally {
+            $env:DEBUGINFOD_URLS, $env:DEBUGINFOD_CACHE_PATH = $saved
+            if (-not $server.HasExited) { $server.Kill(); $server.WaitForExit() }
+        }
+    }
+}

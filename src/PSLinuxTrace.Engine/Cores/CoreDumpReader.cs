@@ -29,10 +29,18 @@ public sealed class CoreDumpReader : IDisposable
     private readonly ILogger _log;
     private readonly Symbolizer _symbolizer;
 
+    /// <summary>A reader whose symbolizer asks the debuginfod servers of DEBUGINFOD_URLS, if any, for missing files.</summary>
     public CoreDumpReader(ILogger log)
     {
         _log = log;
         _symbolizer = new Symbolizer(log);
+    }
+
+    /// <summary>A reader whose symbolizer asks <paramref name="debuginfod"/> (null: no server); the caller disposes it.</summary>
+    public CoreDumpReader(ILogger log, Dwarf.DebuginfodClient? debuginfod)
+    {
+        _log = log;
+        _symbolizer = new Symbolizer(log, debuginfod);
     }
 
     /// <summary>
@@ -41,6 +49,9 @@ public sealed class CoreDumpReader : IDisposable
     /// </summary>
     public const string SnapshotNoteName = "PSLINUXTRACE";
     public const uint RestoreStateNoteType = 1, ProducerNoteType = 2;
+
+    /// <summary>The symbolizer this reader's cores share (its caches, for tests).</summary>
+    internal Symbolizer Symbolizer => _symbolizer;
 
     public void Dispose() => _symbolizer.Dispose();
 
@@ -73,13 +84,17 @@ public sealed class CoreDumpReader : IDisposable
         return CoreDumpBuilder.Build(core, path, map, threads, signature, warnings.ToArray());
     }
 
-    /// <summary>The crashing thread's frames for its signature: those already unwound, or (with -NoBacktrace) the top ones unwound now.</summary>
+    /// <summary>
+    /// The crashing thread's frames for its signature, named from each module's own symbols only (never a debug
+    /// file or DWARF), with or without -NoBacktrace: the signature of one crash of one build is then the same
+    /// on every host, whatever debug information each has.
+    /// </summary>
     private StackFrame[] CrashingFrames(CoreFile core, ModuleMap map, CoreThread[] threads)
     {
         if (threads.FirstOrDefault(t => t.IsCrashingThread) is not { } crashed) return [];
-        if (crashed.Frames.Length > 0) return crashed.Frames;
-        return _symbolizer.Backtrace(map, core.Threads[Array.IndexOf(threads, crashed)].Status.Registers,
+        var unwound = _symbolizer.Unwind(map, core.Threads[Array.IndexOf(threads, crashed)].Status.Registers,
             CrashSignature.DyingSearchDepth + CrashSignature.FrameCount);
+        return _symbolizer.SymbolizeFromModules(map, unwound);
     }
 
     private CoreThread[] ReadThreads(CoreFile core, ModuleMap map, CoreDumpOptions options, CancellationToken cancel)

@@ -7,7 +7,8 @@ namespace PSLinuxTrace.Engine.Dwarf;
 internal static class DwTag
 {
     public const ushort EntryPoint = 0x03, LexicalBlock = 0x0b, CompileUnit = 0x11, InlinedSubroutine = 0x1d,
-        Subprogram = 0x2e, PartialUnit = 0x3c, ImportedUnit = 0x3d, TypeUnit = 0x41, SkeletonUnit = 0x4a;
+        Subprogram = 0x2e, PartialUnit = 0x3c, ImportedUnit = 0x3d, TypeUnit = 0x41, CallSite = 0x48, SkeletonUnit = 0x4a,
+        GnuCallSite = 0x4109;
 }
 
 /// <summary>DW_AT_* values this reader acts on.</summary>
@@ -16,7 +17,8 @@ internal static class DwAt
     public const ushort Sibling = 0x01, Name = 0x03, StmtList = 0x10, LowPc = 0x11, HighPc = 0x12, CompDir = 0x1b,
         AbstractOrigin = 0x31, Declaration = 0x3c, Specification = 0x47, EntryPc = 0x52, Ranges = 0x55,
         CallColumn = 0x57, CallFile = 0x58, CallLine = 0x59, LinkageName = 0x6e, StrOffsetsBase = 0x72,
-        AddrBase = 0x73, RnglistsBase = 0x74, DwoName = 0x76, MipsLinkageName = 0x2007,
+        AddrBase = 0x73, RnglistsBase = 0x74, DwoName = 0x76, CallReturnPc = 0x7d, CallOrigin = 0x7f,
+        CallTailCall = 0x82, MipsLinkageName = 0x2007, GnuTailCall = 0x2115,
         GnuDwoName = 0x2130, GnuRangesBase = 0x2132, GnuAddrBase = 0x2133;
 }
 

@@ -64,15 +64,7 @@ public sealed partial class DwarfSourceInfo
     {
         lock (_gate)
         {
-            _index ??= DwarfAddressIndex.FromAranges(_s, Warn);
-            var units = _index.UnitsAt(fileAddress);
-            if (units.Count == 0 && !_index.IsComplete)
-            {
-                // Outside every arange: index the units the aranges do not name (all of them without aranges).
-                _index = _index.WithUncoveredUnits(Headers(), offset => State(offset).Unit ?? throw State(offset).Error!,
-                    unit => Lines(State(unit.Header.Offset))?.SequenceRanges() ?? [], Warn);
-                units = _index.UnitsAt(fileAddress);
-            }
+            var units = UnitsAt(fileAddress);
             BadInputFormatException? damage = null;
             foreach (ulong unitOffset in units)
             {
@@ -94,6 +86,21 @@ public sealed partial class DwarfSourceInfo
             if (damage is not null) throw damage;
             return [];
         }
+    }
+
+    /// <summary>The units whose ranges hold <paramref name="fileAddress"/>, tightest first (call with the lock held).</summary>
+    private List<ulong> UnitsAt(ulong fileAddress)
+    {
+        _index ??= DwarfAddressIndex.FromAranges(_s, Warn);
+        var units = _index.UnitsAt(fileAddress);
+        if (units.Count == 0 && !_index.IsComplete)
+        {
+            // Outside every arange: index the units the aranges do not name (all of them without aranges).
+            _index = _index.WithUncoveredUnits(Headers(), offset => State(offset).Unit ?? throw State(offset).Error!,
+                unit => Lines(State(unit.Header.Offset))?.SequenceRanges() ?? [], Warn);
+            units = _index.UnitsAt(fileAddress);
+        }
+        return units;
     }
 
     private List<SourceFrame> Frames(UnitState state, DwarfLineTable? lines, DwarfLineRow? row, DwarfScopeTree? scopes, int inner)

@@ -237,7 +237,13 @@ public sealed class ElfSymbolTable
     /// in this file's own address space, i.e. before the load bias); otherwise the nearest function
     /// that starts below it; null when no symbol starts at or below it.
     /// </summary>
-    public ElfSymbol? FindContaining(ulong address)
+    public ElfSymbol? FindContaining(ulong address) => FindContaining(address, strict: false);
+
+    /// <summary>
+    /// With <paramref name="strict"/>, only a symbol whose [value, value + size) holds the address: no nearest
+    /// preceding function for an address between symbols (a static function a stripped table does not list).
+    /// </summary>
+    public ElfSymbol? FindContaining(ulong address, bool strict)
     {
         var order = AddressIndex();
         int lo = 0, hi = order.Length - 1, last = -1;
@@ -262,7 +268,7 @@ public sealed class ElfSymbolTable
             if (s.Size > 0 && address - s.Value < s.Size) { containing = s; continue; }
             if (preceding is null && s.Kind is ElfSymbolKind.Function or ElfSymbolKind.GnuIFunc) preceding = s;
         }
-        return containing ?? preceding;
+        return containing ?? (strict ? null : preceding);
     }
 
     private static int AliasRank(ElfSymbol s) =>

@@ -106,7 +106,10 @@ public sealed record CoreThread(
 
 /// <summary>
 /// One frame of a backtrace, like a line of gdb's bt: every stack the module prints (cores, snapshots,
-/// live processes, syscall stacks) is made of these.
+/// live processes, syscall stacks) is made of these. An inlined call is a frame of its own (IsInlined,
+/// at its caller's pc, Offset 0); a function a tail call took off the stack has Method "TailCall".
+/// Symbol+Offset always points at the instruction: Symbol is gdb's (DWARF) name where it starts where
+/// the symbol-table entry holding the pc starts, else that entry's name (main.cold).
 /// </summary>
 public sealed record StackFrame(
     int Index,

@@ -7,23 +7,31 @@ namespace PSLinuxTrace.Engine.Symbols;
 
 /// <summary>
 /// ELF files opened for symbols and CFI, keyed by path and checked by modification time and size on
-/// every reuse, with their call frame information indexed once: a symbolizer's cache, so that libc is
+/// every reuse, with their call frame information indexed once and their DWARF opened once: a symbolizer's cache, so that libc is
 /// parsed once per cmdlet invocation however many processes or cores it serves. A file replaced on
 /// disk is opened again; the old copy stays open until <see cref="Dispose"/>, since module maps made
 /// before may still read it.
 /// </summary>
-internal sealed class ElfFileCache(ILogger log) : IDisposable
+internal sealed class ElfFileCache(ILogger log, DebuginfodClient? debuginfod = null) : IDisposable
 {
     private readonly Dictionary<string, (DateTime Stamp, long Length, ElfFile? File)> _files = new(StringComparer.Ordinal);
     private readonly Dictionary<ElfFile, CallFrameInfo?> _cfi = new();
+    private readonly Dictionary<ElfFile, DwarfSourceInfo?> _dwarf = new();
     private readonly List<ElfFile> _retired = new();
     // Where each module's debug file was found (or not): DebugFileLocator opens every candidate to check
     // it, so each build-id, and each file's debug link, is looked up once per cache.
     private readonly Dictionary<(string BuildId, string? SysRoot), string?> _debugById = new();
     private readonly Dictionary<(ElfFile File, string? SysRoot), string?> _debugByLink = new();
+    private readonly Dictionary<(string BuildId, DebuginfodArtifact Kind), string?> _fetched = new();
+
+    /// <summary>True when debug files and executables missing here are asked of debuginfod servers.</summary>
+    public bool HasDebuginfod => debuginfod is not null;
 
     /// <summary>Files parsed so far (a reopened file counts again).</summary>
     public int FilesOpened { get; private set; }
+
+    /// <summary>Files whose DWARF was opened for source lines so far (each once, however many maps use it).</summary>
+    public int DwarfFilesLoaded { get; private set; }
 
     /// <summary>Opens (or reuses) an ELF file; null when it is missing, unreadable or not readable ELF.</summary>
     public ElfFile? Open(string path)
@@ -77,11 +85,43 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
         return _cfi[elf] = cfi;
     }
 
+    /// <summary>
+    /// The file's DWARF for source lines and inlined frames, opened once and kept with the file, so the
+    /// units it parses serve every later core or process of the same program; null without .debug_info.
+    /// </summary>
+    public DwarfSourceInfo? DwarfOf(ElfFile? elf)
+    {
+        if (elf is null) return null;
+        if (_dwarf.TryGetValue(elf, out var info)) return info;
+        try
+        {
+            info = DwarfSourceInfo.Load(elf);
+            if (info is not null) DwarfFilesLoaded++;
+        }
+        catch (BadInputFormatException ex)
+        {
+            log.LogWarning("{Path}: unreadable DWARF ({Message}); frames in it have no source lines.", elf.Name, ex.Message);
+        }
+        return _dwarf[elf] = info;
+    }
+
+    /// <summary>The DWARF opened so far (for tests of laziness and sharing).</summary>
+    internal IEnumerable<DwarfSourceInfo> LoadedDwarf => _dwarf.Values.OfType<DwarfSourceInfo>();
+
     /// <summary>DebugFileLocator.FindByBuildId, remembered.</summary>
     public string? DebugFileByBuildId(string buildId, string? sysRoot)
     {
         if (!_debugById.TryGetValue((buildId, sysRoot), out string? path))
             _debugById[(buildId, sysRoot)] = path = DebugFileLocator.FindByBuildId(buildId, sysRoot);
+        return path;
+    }
+
+    /// <summary>The file a debuginfod server (or its cache) has for <paramref name="buildId"/>, asked once per cache; null without one.</summary>
+    public string? Debuginfod(string buildId, DebuginfodArtifact kind, CancellationToken cancel)
+    {
+        if (debuginfod is null) return null;
+        if (!_fetched.TryGetValue((buildId, kind), out string? path))
+            _fetched[(buildId, kind)] = path = debuginfod.Fetch(buildId, kind, cancel);
         return path;
     }
 
@@ -100,7 +140,9 @@ internal sealed class ElfFileCache(ILogger log) : IDisposable
         _files.Clear();
         _retired.Clear();
         _cfi.Clear();
+        _dwarf.Clear();
         _debugById.Clear();
         _debugByLink.Clear();
+        _fetched.Clear();
     }
 }

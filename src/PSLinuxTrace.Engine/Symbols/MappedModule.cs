@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Unwind;
 
@@ -33,7 +34,10 @@ public sealed class MappedModule
     /// <summary>The file used for symbols and CFI (SysRoot, -ExecutablePath or the mapped path), or null when none matched.</summary>
     public string? LocalPath { get; internal set; }
     public string? LocalBuildId { get; internal set; }
-    /// <summary>The separate debug file (.symtab, .debug_frame; DWARF for issue 15), or null.</summary>
+    /// <summary>
+    /// The separate debug file (.symtab, .debug_frame, DWARF for source lines), or null. One that comes from
+    /// a debuginfod server is fetched the first time a frame needs it, and is null until then.
+    /// </summary>
     public string? DebugPath { get; internal set; }
     /// <summary>True when <see cref="LocalPath"/> is the file the process mapped (the build-ids agree, or one side has none), and for the vDSO.</summary>
     public bool Matches { get; internal set; }
@@ -42,7 +46,27 @@ public sealed class MappedModule
     public bool LoadBiasKnown { get; internal set; }
 
     internal ElfFile? Local { get; set; }
-    internal ElfFile? Debug { get; set; }
+
+    private ElfFile? _debug;
+    private Func<(ElfFile? File, string? Path)>? _pendingDebug;
+
+    /// <summary>The debug file; a pending debuginfod fetch happens on first use, so only modules a frame needs wait for the network.</summary>
+    internal ElfFile? Debug
+    {
+        get
+        {
+            if (_pendingDebug is { } fetch)
+            {
+                _pendingDebug = null;
+                (_debug, DebugPath) = fetch();
+            }
+            return _debug;
+        }
+        set => _debug = value;
+    }
+
+    /// <summary>Where the debug file will come from when <see cref="Debug"/> is first needed.</summary>
+    internal void DebugFileLater(Func<(ElfFile? File, string? Path)> fetch) => _pendingDebug = fetch;
     /// <summary>The image read from memory: the vDSO's source of symbols and CFI.</summary>
     internal ElfImage? Image { get; set; }
 
@@ -70,8 +94,32 @@ public sealed class MappedModule
         return _unwind;
     }
 
+    private DwarfSourceInfo? _source;
+    private bool _sourceLoaded;
+
+    /// <summary>
+    /// The DWARF that gives this module's frames their source lines and inlined calls: the debug file's
+    /// (when it has .debug_info), else the file's own; null for the vDSO and without either. Opened the
+    /// first time a frame lands in the module, so modules no frame lands in never read theirs.
+    /// </summary>
+    internal DwarfSourceInfo? SourceInfo(ElfFileCache cache)
+    {
+        if (_sourceLoaded) return _source;
+        _sourceLoaded = true;
+        if (Image is null && LoadBiasKnown) _source = cache.DwarfOf(Debug) ?? cache.DwarfOf(Local);
+        return _source;
+    }
+
+    /// <summary>Set once the module's DWARF failed a lookup, so the warning is given once.</summary>
+    internal bool SourceDamageReported { get; set; }
+
     /// <summary>The table frames are named from: the debug file's .symtab, the file's .symtab, its .dynsym; the vDSO's dynamic symbols.</summary>
     internal ElfSymbolTable? Symbols => Image is not null ? Image.DynamicSymbols : Debug?.SymbolTable ?? Local?.SymbolTable ?? Local?.DynamicSymbols;
+
+    /// <summary>What the module exports (.dynsym, hashed): where a call through the PLT lands.</summary>
+    /// <summary>The module's own file's symbols (.symtab, else .dynsym), never its debug file's: the same on every machine that has this build.</summary>
+    internal ElfSymbolTable? OwnSymbols => Image is not null ? Image.DynamicSymbols : Local?.SymbolTable ?? Local?.DynamicSymbols;
+    internal ElfSymbolTable? DynamicSymbols => Image is not null ? Image.DynamicSymbols : Local?.DynamicSymbols;
 
     public override string ToString() => $"{Path} 0x{Start:x}-0x{End:x} bias 0x{LoadBias:x}{(BuildId is null ? "" : " " + BuildId)}{(LocalPath is null ? " (no file)" : "")}";
 }

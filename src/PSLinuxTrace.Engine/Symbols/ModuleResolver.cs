@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Memory;
 
@@ -11,9 +12,9 @@ namespace PSLinuxTrace.Engine.Symbols;
 /// its separate debug file (by build-id, then .gnu_debuglink), computes the load bias, and opens the
 /// vDSO's image from memory.
 /// </summary>
-internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSpace memory, ModuleSearchOptions search, Action<string> warn)
+internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSpace memory, ModuleSearchOptions search, Action<string> warn, CancellationToken cancel)
 {
-    public ModuleMap Build(ModuleLayout layout, CancellationToken cancel)
+    public ModuleMap Build(ModuleLayout layout)
     {
         var modules = new List<MappedModule>();
         // GroupBy keeps the order in which each path first appears: the process's own mapping order.
@@ -83,23 +84,24 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
 
     private void FindLocalFile(MappedModule module)
     {
-        string path = ModuleLayout.StripDeleted(module.Path);
+        string mapped = ModuleLayout.StripDeleted(module.Path);
         string? executableOverride = module.IsExecutable ? search.ExecutablePath : null;
-        var candidates = new List<string>();
+        var candidates = new List<string?>();
         if (executableOverride is not null) candidates.Add(executableOverride);
-        if (search.SysRoot is not null) candidates.Add(Path.Join(search.SysRoot, path));
-        if (executableOverride is null) candidates.Add(path);
-        foreach (string candidate in candidates)
+        if (search.SysRoot is not null) candidates.Add(Path.Join(search.SysRoot, mapped));
+        if (executableOverride is null) candidates.Add(mapped);
+        candidates.Add(null); // last, when the build-id is known: the file a debuginfod server has for it
+        foreach (string? candidate in candidates)
         {
-            if (cache.Open(candidate) is not { } elf) continue;
+            if ((candidate ?? Debuginfod(module, DebuginfodArtifact.Executable)) is not { } path || cache.Open(path) is not { } elf) continue;
             string? local = SafeBuildId(elf);
             if (module.BuildId is not null && local is not null && local != module.BuildId)
             {
-                warn($"{candidate} does not match the file the process mapped as {module.Path} (build-id {local}, its image in memory says {module.BuildId}); its symbols are not used.");
+                warn($"{path} does not match the file the process mapped as {module.Path} (build-id {local}, its image in memory says {module.BuildId}); its symbols are not used.");
                 continue;
             }
-            (module.Local, module.LocalPath, module.LocalBuildId, module.Matches) = (elf, candidate, local, true);
-            log.LogDebug("{Path}: using {Local} (build-id {BuildId}).", module.Path, candidate, local ?? "none");
+            (module.Local, module.LocalPath, module.LocalBuildId, module.Matches) = (elf, path, local, true);
+            log.LogDebug("{Path}: using {Local} (build-id {BuildId}).", module.Path, path, local ?? "none");
             return;
         }
         log.LogInformation("{Path}: no matching file on this machine{Where}; frames in it are not named.", module.Path,
@@ -116,10 +118,20 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
         if ((module.BuildId ?? module.LocalBuildId) is { } id) debug = cache.DebugFileByBuildId(id, search.SysRoot);
         if (debug is null && module.Local is not null)
             debug = cache.DebugFileByLink(module.Local, ModuleLayout.StripDeleted(module.Path), search.SysRoot);
+        if (debug is null && cache.HasDebuginfod && (module.BuildId ?? module.LocalBuildId) is not null)
+        {
+            // Not here: ask debuginfod, but only once a frame lands in the module.
+            module.DebugFileLater(() => Debuginfod(module, DebuginfodArtifact.DebugInfo) is { } fetched && cache.Open(fetched) is { } f ? (f, fetched) : (null, null));
+            return;
+        }
         if (debug is null || cache.Open(debug) is not { } file) return;
         (module.Debug, module.DebugPath) = (file, debug);
         log.LogDebug("{Path}: symbols from {Debug}.", module.Path, debug);
     }
+
+    /// <summary>The module's file of <paramref name="kind"/> from debuginfod (its build-id as the process's memory or the local file gives it).</summary>
+    private string? Debuginfod(MappedModule module, DebuginfodArtifact kind) =>
+        (module.BuildId ?? (kind == DebuginfodArtifact.DebugInfo ? module.LocalBuildId : null)) is { } id ? cache.Debuginfod(id, kind, cancel) : null;
 
     /// <summary>The vDSO is not a file, but its image is in memory (the kernel dumps it, too): symbols and CFI come from there.</summary>
     private MappedModule? Vdso(ModuleMapping mapping)

@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 
 namespace PSLinuxTrace.Engine.Unwind;
@@ -70,13 +71,17 @@ public sealed partial class CallFrameInfo
         _fdes = Index();
     }
 
-    /// <summary>An .eh_frame read from memory: <paramref name="data"/> holds it from its link-time <paramref name="address"/> on.</summary>
-    private CallFrameInfo(string name, byte[] data, ulong address)
+    /// <summary>
+    /// CFI bytes not read in place: an .eh_frame read from memory (<paramref name="data"/> holds it from its
+    /// link-time <paramref name="address"/> on), or an inflated compressed .debug_frame (addresses absolute).
+    /// </summary>
+    private CallFrameInfo(string name, byte[] data, ulong address, bool isDebugFrame = false)
     {
         _name = name;
         _bytes = data;
         _sectionSize = (ulong)data.Length;
         _sectionAddress = address;
+        _isDebugFrame = isDebugFrame;
         _fdes = Index();
     }
 
@@ -87,14 +92,21 @@ public sealed partial class CallFrameInfo
         _parts = parts;
     }
 
-    /// <summary>The CFI of <paramref name="elf"/> (.eh_frame and .debug_frame), or null when it has none.</summary>
+    /// <summary>
+    /// The CFI of <paramref name="elf"/> (.eh_frame and .debug_frame), or null when it has none. A compressed
+    /// .debug_frame (SHF_COMPRESSED zlib or zstd, as objcopy --compress-debug-sections and ld -gz leave it in
+    /// debug files; or a legacy .zdebug_frame) is inflated once, here.
+    /// </summary>
     public static CallFrameInfo? Load(ElfFile elf)
     {
         CallFrameInfo? fromEh = null, fromDebug = null;
         var eh = elf.FindSection(".eh_frame");
         if (eh is not null && eh.Type != ElfSection.SHT_NOBITS && eh.Size > 0) fromEh = new CallFrameInfo(elf, eh, false);
-        var debug = elf.FindSection(".debug_frame");
-        if (debug is not null && debug.Type != ElfSection.SHT_NOBITS && debug.Size > 0) fromDebug = new CallFrameInfo(elf, debug, true);
+        var debug = elf.FindSection(".debug_frame") ?? elf.FindSection(".zdebug_frame");
+        if (debug is not null && debug.Type != ElfSection.SHT_NOBITS && debug.Size > 0)
+            fromDebug = ElfSectionDecompressor.IsCompressed(debug)
+                ? new CallFrameInfo(elf.Name, ElfSectionDecompressor.GetUncompressedBytes(elf, debug), 0, isDebugFrame: true)
+                : new CallFrameInfo(elf, debug, true);
         return Combine(fromEh, fromDebug);
     }
 

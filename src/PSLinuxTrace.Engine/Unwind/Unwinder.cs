@@ -11,6 +11,11 @@ public enum UnwindMethod
     CallFrameInfo,
     /// <summary>The frame-pointer chain (rbp), where no CFI covers the pc.</summary>
     FramePointer,
+    /// <summary>
+    /// Not on the stack: a function that tail-called the frame before it, found from DWARF call sites as
+    /// gdb finds it (the symbolizer adds these; the unwinder never does).
+    /// </summary>
+    TailCall,
 }
 
 /// <summary>A module as the unwinder needs it: its CFI and where it is loaded.</summary>

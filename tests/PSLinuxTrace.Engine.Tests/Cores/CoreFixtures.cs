@@ -21,11 +21,19 @@ public static class CoreFixtures
     /// another <paramref name="run"/> is another crash of the same program (another pid, other ASLR bases).
     /// </summary>
     public static (string Exe, string Core) Kernel(string mode, int threads, string flags = "", int run = 0) =>
-        Made.GetOrAdd($"kernel-{mode}-{threads}{(flags.Length == 0 ? "" : "-" + string.Concat(flags.Where(char.IsLetterOrDigit)))}{(run == 0 ? "" : $"-run{run}")}", key => new Lazy<(string, string)>(() =>
+        Kernel($"kernel-{mode}-{threads}{(flags.Length == 0 ? "" : "-" + string.Concat(flags.Where(char.IsLetterOrDigit)))}{(run == 0 ? "" : $"-run{run}")}",
+            () => flags.Length == 0 ? Executable : Fixtures.Build("crash", "-pthread " + flags), mode, threads);
+
+    /// <summary>
+    /// A kernel core of `EXE mode threads` (EXE made by <paramref name="build"/>, a fixture that takes
+    /// crash.c's arguments), made once per run under <paramref name="key"/>.
+    /// </summary>
+    public static (string Exe, string Core) Kernel(string key, Func<string> build, string mode, int threads) =>
+        Made.GetOrAdd(key, key => new Lazy<(string, string)>(() =>
         {
             string dir = Path.Combine(Fixtures.ScratchDirectory, key);
             Directory.CreateDirectory(dir);
-            string exe = flags.Length == 0 ? Executable : Fixtures.Build("crash", "-pthread " + flags);
+            string exe = build();
             lock (PatternLock)
             {
                 string pattern = File.ReadAllText("/proc/sys/kernel/core_pattern").Trim();
@@ -60,19 +68,23 @@ public static class CoreFixtures
             .Select(l => l.Split('=', 2)).Where(a => a.Length == 2).ToDictionary(a => a[0], a => a[1]);
 
     /// <summary>A gcore core of a live `crash wait threads` (the fixture is killed afterwards).</summary>
-    public static (string Exe, string Core, int Pid) Gcore(int threads)
+    public static (string Exe, string Core, int Pid) Gcore(int threads) => Gcore($"gcore-{threads}", () => Executable, threads);
+
+    /// <summary>A gcore core of a live `EXE wait threads`, EXE made by <paramref name="build"/>, once per run under <paramref name="key"/>.</summary>
+    public static (string Exe, string Core, int Pid) Gcore(string key, Func<string> build, int threads)
     {
-        var made = Made.GetOrAdd($"gcore-{threads}", key => new Lazy<(string, string)>(() =>
+        var made = Made.GetOrAdd(key, key => new Lazy<(string, string)>(() =>
         {
             string dir = Path.Combine(Fixtures.ScratchDirectory, key);
             Directory.CreateDirectory(dir);
-            using var p = FixtureProcess.Start(Executable, "wait", threads.ToString());
+            string exe = build();
+            using var p = FixtureProcess.Start(exe, "wait", threads.ToString());
             string prefix = Path.Combine(dir, "core");
             var r = Tool.Run("gcore", new[] { "-o", prefix, p.Pid.ToString() }, TimeSpan.FromMinutes(2));
             Assert.True(r.ExitCode == 0, $"gcore failed: {r.StdErr}");
             string core = $"{prefix}.{p.Pid}";
             File.WriteAllText(core + ".pid", p.Pid.ToString());
-            return (Executable, core);
+            return (exe, core);
         })).Value;
         return (made.Exe, made.Core, int.Parse(File.ReadAllText(made.Core + ".pid")));
     }

@@ -70,7 +70,12 @@ public class CrashSignatureTests
         Assert.Equal(inHandler.CrashingThread.Frames[2].Symbol, Regex.Match(bt, @"(?m)^#2\s+(?:0x[0-9a-f]+ in )?(\S+) \(").Groups[1].Value);
         ulong offset = trampoline.InstructionPointer - LoadBias(inHandler, trampoline.ModulePath!);
         Assert.DoesNotContain(tokens, t => t.Address == offset);
-        Assert.Equal(inHandler.CrashingThread.Frames[2].Symbol, names[1]);
+        // The second token is that frame, by its address in its module; its name is the module's own symbol
+        // (libc's .dynsym has none for this static function: "??"), not the debug file's, so that hosts with
+        // and without libc's debug file give one signature.
+        var interrupted = inHandler.CrashingThread.Frames[2];
+        Assert.Equal(interrupted.InstructionPointer - LoadBias(inHandler, interrupted.ModulePath!), tokens[1].Address);
+        Assert.Equal("??", names[1]);
     }
 
     [PrivilegedFact("a kernel core needs RLIMIT_CORE and core_pattern")]

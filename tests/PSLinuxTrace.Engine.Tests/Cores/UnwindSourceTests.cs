@@ -1,8 +1,10 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using PSLinuxTrace.Engine.Cores;
+using PSLinuxTrace.Engine.Dwarf;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Tests.Infrastructure;
+using PSLinuxTrace.Engine.Unwind;
 using Xunit;
 
 namespace PSLinuxTrace.Engine.Tests.Cores;
@@ -54,6 +56,62 @@ public class UnwindSourceTests
         var crashed = core.CrashingThread!;
         Assert.Equal(new[] { "pslt_crash_here", "main" }, crashed.Frames.Take(2).Select(f => f.Symbol));
         // Callers of the fixture's functions were found with CFI, not by following rbp.
+        foreach (var t in core.Threads)
+            for (int k = 1; k < t.Frames.Length; k++)
+                if (t.Frames[k - 1].ModulePath == exe)
+                    Assert.True(t.Frames[k].Method == "CallFrameInfo", $"thread {t.Tid} frame {k}:\n{Describe(t)}");
+        CoreDumpReaderTests.AssertFramesMatchGdb(exe, corePath, core);
+    }
+
+    /// <summary>
+    /// The program's CFI only in .debug_frame, moved into its separate debug file and compressed there
+    /// (objcopy --compress-debug-sections): the stripped program has none of its own.
+    /// </summary>
+    /// <summary>
+    /// The program's CFI only in .debug_frame, moved into its separate debug file and compressed there
+    /// (objcopy --compress-debug-sections): the stripped program has none of its own.
+    /// </summary>
+    private static string StrippedWithCompressedDebugFrame(string compression)
+    {
+        string dir = Path.Combine(Fixtures.ScratchDirectory, "debug-frame-" + compression);
+        Directory.CreateDirectory(dir);
+        string exe = Path.Combine(dir, "crash"), debug = exe + ".debug";
+        File.Copy(Fixtures.Build("crash", "-pthread " + DebugFrameOnly), exe, overwrite: true);
+        Tool.Check("objcopy", "--only-keep-debug", $"--compress-debug-sections={compression}", exe, debug);
+        Tool.Check("objcopy", "--only-keep-debug", exe, exe + ".plain-debug");
+        Tool.Check("objcopy", "--strip-debug", $"--add-gnu-debuglink={debug}", exe);
+        return exe;
+    }
+
+    [PrivilegedTheory("a kernel core needs RLIMIT_CORE and core_pattern")]
+    [InlineData("zlib")]
+    [InlineData("zstd")]
+    public void CfiInACompressedDebugFrameOfTheDebugFileUnwinds(string compression)
+    {
+        var (exe, corePath) = CoreFixtures.Kernel("kernel-debug-frame-" + compression, () => StrippedWithCompressedDebugFrame(compression), "segv", 2);
+        using (var stripped = ElfFile.Open(exe))
+        using (var debug = ElfFile.Open(exe + ".debug"))
+        using (var plain = ElfFile.Open(exe + ".plain-debug"))
+        {
+            Assert.Null(stripped.FindSection(".debug_frame"));
+            Assert.True(ElfSectionDecompressor.IsCompressed(debug.FindSection(".debug_frame")!), "objcopy left .debug_frame uncompressed");
+            Assert.False(ElfSectionDecompressor.IsCompressed(plain.FindSection(".debug_frame")!));
+            // Inflated, it holds the FDEs of the uncompressed copy, and the same rows.
+            var cfi = CallFrameInfo.Load(debug)!;
+            var reference = CallFrameInfo.Load(plain)!;
+            Assert.Equal(".debug_frame", cfi.Source);
+            Assert.Equal(reference.Count, cfi.Count);
+            ulong crashHere = plain.SymbolTable!.Lookup("pslt_crash_here")!.Value;
+            for (ulong pc = crashHere; pc < crashHere + 16; pc++)
+            {
+                var (ours, theirs) = (cfi.FindRow(pc)!, reference.FindRow(pc)!);
+                Assert.Equal((theirs.CfaRegister, theirs.CfaOffset), (ours.CfaRegister, ours.CfaOffset));
+                Assert.Equal(theirs.Rules.Select(r => (r.Kind, r.Offset)), ours.Rules.Select(r => (r.Kind, r.Offset)));
+            }
+        }
+        var core = Read(corePath);
+        var crashed = core.CrashingThread!;
+        Assert.Equal(new[] { "pslt_crash_here", "main" }, crashed.Frames.Take(2).Select(f => f.Symbol));
         foreach (var t in core.Threads)
             for (int k = 1; k < t.Frames.Length; k++)
                 if (t.Frames[k - 1].ModulePath == exe)

@@ -7,7 +7,7 @@ namespace PSLinuxTrace.Engine.Tests.Dwarf;
 
 /// <summary>
 /// Damaged DWARF built from real fixtures: every section truncated, bytes overwritten at random,
-/// LEB128 runs and huge counts planted, whole compressed ELF files damaged. Load and Lookup must
+/// LEB128 runs and huge counts planted, whole compressed ELF files damaged. Load, Lookup and the call-site queries must
 /// answer (fully or in part) or throw BadInputFormatException: never another exception, a hang,
 /// or an allocation out of proportion to the input.
 /// </summary>
@@ -43,6 +43,9 @@ public sealed class CorruptDwarfTests(ITestOutputHelper output)
                 try
                 {
                     foreach (var f in info.Lookup(a)) _ = f.ToString();
+                    // The tail-call search's questions too: a call site at the address, the tail calls of a function starting there.
+                    _ = info.CallSiteReturningTo(a)?.ToString();
+                    foreach (var c in info.TailCallsFrom(a)) _ = c.ToString();
                 }
                 catch (BadInputFormatException ex)
                 {

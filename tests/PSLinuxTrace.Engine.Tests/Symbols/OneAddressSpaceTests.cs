@@ -69,6 +69,9 @@ public sealed class OneAddressSpaceTests : IDisposable
         foreach (int tid in workers)
         {
             Assert.Equal(new[] { "pslt_worker_wait", "worker" }, live[tid].Where(f => f.ModulePath == exe).Select(f => f.Symbol));
+            // Source lines live as from a core: the program's from its own DWARF, libc's from its debug file.
+            Assert.All(live[tid].Where(f => f.ModulePath == exe), f => Assert.EndsWith("crash.c", f.File));
+            Assert.Contains(live[tid], f => f.ModulePath!.Contains("libc.so", StringComparison.Ordinal) && f.Line > 0);
             Assert.Equal(live[tid], fromGcore[tid]);
             Assert.Equal(live[tid], fromSnapshot[tid]);
             AssertLikeGdb(gdb[tid], live[tid]);
