@@ -107,7 +107,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
             try
             {
                 traces.Add((FilePath, Tracked(SyscallTracer.Launch(ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
-                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError)))));
+                    ResolveLaunchStream(RedirectStandardInput), ResolveLaunchStream(RedirectStandardOutput), ResolveLaunchStream(RedirectStandardError)))));
             }
             catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
             {
