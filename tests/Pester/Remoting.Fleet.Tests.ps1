@@ -158,6 +158,8 @@ Describe 'Fleet triage (the examples of about_PSLinuxTrace)' {
         # Until crash signatures land (another branch), the crashing thread's top frame is the signature.
         $cores = Invoke-Command -Session $Fleet { Get-ChildItem -Path $CrashDir -Filter 'core*' | Read-CoreDump }
         $groups = @($cores | Group-Object { $_.CrashingThread.Frames[0].Symbol } | Sort-Object Count -Descending)
+        $table = @($groups | Select-Object Count, Name, @{ n = 'Hosts'; e = { ($_.Group.PSComputerName | Sort-Object -Unique) -join ', ' } })
+        @($table.Hosts) | Should -Be @('pslt-host1, pslt-host2', 'pslt-host3')
         # The same cores read here, grouped the same way.
         $here = @(Get-ChildItem -Path @($CrashDir.Values) -Filter 'core*' | Read-CoreDump | Group-Object { $_.CrashingThread.Frames[0].Symbol } | Sort-Object Count -Descending)
         @($groups.Name) | Should -Be @($here.Name)
@@ -166,6 +168,14 @@ Describe 'Fleet triage (the examples of about_PSLinuxTrace)' {
         @($groups[0].Group.PSComputerName | Sort-Object) | Should -Be @('pslt-host1', 'pslt-host2')
         @($groups[1].Group.PSComputerName) | Should -Be @('pslt-host3')
         $groups[1].Group[0].Signal | Should -Be 'SIGABRT'
+    }
+
+    It 'reads a core''s memory where the core is (methods do not cross the wire)' {
+        $s = $Fleet | Where-Object ComputerName -eq 'pslt-host3'
+        $there = Invoke-Command -Session $s { $c = Get-ChildItem -Path $CrashDir -Filter 'core*' | Read-CoreDump; $c.ReadPointer($c.CrashingThread.Registers.Rsp) }
+        $here = Read-CoreDump -Path $AbortCore
+        $there | Should -BeOfType [UInt64]
+        $there | Should -Be $here.ReadPointer($here.CrashingThread.Registers.Rsp)
     }
 
     It 'snapshots a process on one host and copies the core here (Copy-Item -FromSession)' {
@@ -189,6 +199,8 @@ Describe 'Fleet triage (the examples of about_PSLinuxTrace)' {
         $symbols = Invoke-Command -Session $Fleet { Get-Process -Id $Service | Get-ProcSymbol -Name pslt_lib_function -Path 'libpslt_fleet.so' }
         $builds = @($symbols | Group-Object BuildId | Sort-Object Count -Descending)
         $builds | Should -HaveCount 2
+        $table = @($builds | Select-Object Count, Name, @{ n = 'Hosts'; e = { $_.Group.PSComputerName | Sort-Object -Unique } })
+        @($table[1].Hosts) | Should -Be @('pslt-host3')
         $builds[0].Name | Should -Be (Get-ReadelfBuildId $LibV1)
         $builds[1].Name | Should -Be (Get-ReadelfBuildId $LibV2)
         @($builds[1].Group.PSComputerName) | Should -Be @('pslt-host3')
