@@ -10,6 +10,7 @@
     CompatiblePSEditions   = @('Core')
     PowerShellVersion      = '7.4'
     CmdletsToExport        = @(
+        'Get-ProcessStack'
         'Get-ProcSymbol'
         'Read-CoreDump'
         'Save-ProcessSnapshot'
@@ -24,6 +25,7 @@
     FormatsToProcess       = @(
         'PSLinuxTrace.ProcSymbol.format.ps1xml'
         'PSLinuxTrace.CoreDump.format.ps1xml'
+        'PSLinuxTrace.ProcessStack.format.ps1xml'
         'PSLinuxTrace.Snapshot.format.ps1xml'
         'PSLinuxTrace.SyscallTrace.format.ps1xml'
         'PSLinuxTrace.Exec.format.ps1xml'

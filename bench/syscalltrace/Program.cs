@@ -10,6 +10,7 @@ using PSLinuxTrace.Engine.Tracing;
 string? filter = null;
 bool pin = true, decode = true;
 int repeat = 2;
+int stack = 0;
 int i = 0;
 for (; i < args.Length && args[i] != "--"; i++)
 {
@@ -19,6 +20,7 @@ for (; i < args.Length && args[i] != "--"; i++)
         case "--no-pin": pin = false; break;
         case "--no-decode": decode = false; break;
         case "--repeat": repeat = int.Parse(args[++i]); break;
+        case "--stack": stack = int.Parse(args[++i]); break;
     }
 }
 string program = args[i + 1];
@@ -28,6 +30,7 @@ var options = new SyscallTraceOptions
     Filter = filter is null ? null : SyscallFilter.Parse([filter], SyscallArchitectureX64.Instance),
     PinToTraceeCpu = pin,
     DecodeArguments = decode,
+    StackFrames = stack,
 };
 double best = double.MaxValue;
 long events = 0;

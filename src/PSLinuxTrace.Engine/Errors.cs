@@ -17,7 +17,7 @@ public class LinuxTraceException : Exception
 
 /// <summary>
 /// EPERM/EACCES: the caller lacks a privilege (CAP_SYS_PTRACE, CAP_BPF, ...), or a rule refused it.
-/// About a process, <see cref="Procfs.AccessDiagnosis.Explain"/> builds it with the real reason.
+/// About a process, <see cref="Access.AccessDiagnosis.Explain"/> builds it with the real reason.
 /// </summary>
 public sealed class TargetPermissionDeniedException(string message, string? missingCapability = null, Exception? inner = null,
     string? recommendedAction = null, int errno = 0)

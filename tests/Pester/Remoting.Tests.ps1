@@ -37,6 +37,7 @@ Describe 'Every cmdlet through <Via>' -ForEach @(
                 Save-ProcessSnapshot -Id $p.Target -Path $p.Snapshot -Force
                 Start-SyscallTrace -FilePath /bin/echo -ArgumentList $p.Marker, 'two words'   # its output must not reach the session
                 Watch-Exec -Name true -ParentId $p.Shell -Count 2 -Timeout 30
+                Get-ProcessStack -Id $p.Target
             )
             $objects
             [pscustomobject]@{ Fingerprints = [string[]]@($objects | ForEach-Object { & $fingerprint $_ }) }
@@ -59,7 +60,7 @@ Describe 'Every cmdlet through <Via>' -ForEach @(
     }
 
     It 'returns every cmdlet''s objects as deserialized module types, each with its PSComputerName' {
-        foreach ($type in 'ProcSymbol', 'CoreDump', 'ProcessSnapshot', 'SyscallEvent', 'ExecEvent') { Get-Output $type | Should -Not -BeNullOrEmpty -Because "$type came back" }
+        foreach ($type in 'ProcSymbol', 'CoreDump', 'ProcessSnapshot', 'SyscallEvent', 'ExecEvent', 'ProcessStack') { Get-Output $type | Should -Not -BeNullOrEmpty -Because "$type came back" }
         foreach ($o in $Objects) {
             $o.PSObject.TypeNames[0] | Should -BeLike 'Deserialized.PSLinuxTrace.Engine.Model.*'
             $o.PSComputerName | Should -Be $ComputerName
@@ -157,11 +158,24 @@ Describe 'Every cmdlet through <Via>' -ForEach @(
         ([regex]::Matches(($events | Out-String -Width 250), '(?m)^\s*Tid\s+Event\s+Duration')).Count | Should -Be 1
     }
 
-    # >>> Get-ProcessStack (the lead's cmdlet, in progress): its scenario goes here. It emits the same
-    # CoreThread/StackFrame objects as Read-CoreDump, which module/PSLinuxTrace.types.ps1xml and the
-    # CoreDump views already cover (a new container type would be one entry there). Add to $block
-    # `Get-ProcessStack -Id $p.Target`, then an It that compares its threads' frames with a local
-    # Get-ProcessStack of the same pid (the fingerprint test above already compares every property). <<<
+    It 'Get-ProcessStack: every thread with its frames (as Read-CoreDump''s), as Get-ProcessStack reads the process here' {
+        $stack = Get-Output ProcessStack | Select-Object -First 1
+        $local = Get-ProcessStack -Id $Service.Id
+        $stack.Pid | Should -Be $Service.Id
+        $stack.PausedFor | Should -BeOfType [TimeSpan]
+        $stack.Threads | Should -HaveCount $local.Threads.Count
+        for ($t = 0; $t -lt $local.Threads.Count; $t++) {
+            $stack.Threads[$t].PSObject.TypeNames[0] | Should -Be 'Deserialized.PSLinuxTrace.Engine.Model.CoreThread'
+            $stack.Threads[$t].Frames[0].PSObject.TypeNames[0] | Should -Be 'Deserialized.PSLinuxTrace.Engine.Model.StackFrame'
+            # The service waits in read(): its stack is the same now as when the host read it.
+            @($stack.Threads[$t].Frames.Symbol) | Should -Be @($local.Threads[$t].Frames.Symbol)
+            @($stack.Threads[$t].Frames.InstructionPointer) | Should -Be @($local.Threads[$t].Frames.InstructionPointer)
+            $stack.Threads[$t].Registers.Rip | Should -BeOfType [UInt64]
+        }
+        ($stack | Out-String -Width 200) | Should -Match "(?m)^PID $($Service.Id) - symlib_main \(\d+ threads?, paused [\d.]+ ms\)"
+        ($stack | Format-Table -View Summary | Out-String -Width 200) | Should -Match "\b$($Service.Id)\b"
+        Assert-Untraced $Service.Id
+    }
 }
 
 Describe 'Remote errors' {

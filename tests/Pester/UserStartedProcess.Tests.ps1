@@ -51,6 +51,13 @@ Describe 'A process started with Start-Process in this session' {
         Assert-Unharmed
     }
 
+    It 'has its stacks read while it runs' {
+        $stack = Get-ProcessStack -Id $Service.Id
+        $stack.Threads.Count | Should -Be 3
+        $stack.Threads | Select-Object -Skip 1 | ForEach-Object { $_.Frames.Symbol | Should -Contain 'pslt_checksum_loop' }
+        Assert-Unharmed
+    }
+
     It 'has its symbols found and its core read back' {
         Get-ProcSymbol -Name main -Id $Service.Id | Select-Object -ExpandProperty ModulePath | Should -Be $Checksum
         $dump = Read-CoreDump -Path (Join-Path $Work 'service-CloneTwin.core')

@@ -1,14 +1,14 @@
 using PSLinuxTrace.Engine.Elf;
-using PSLinuxTrace.Engine.Unwind;
+using PSLinuxTrace.Engine.Memory;
 
 namespace PSLinuxTrace.Engine.Cores;
 
 /// <summary>
 /// An open ELF core file: the notes parsed (threads, process info, signal, auxv, mapped files), the
-/// PT_LOAD segments indexed, memory read in place from the memory-mapped core. Only the notes are
-/// read on open, so a multi-GiB core opens at once.
+/// PT_LOAD segments indexed into its <see cref="Memory"/>, read in place from the memory-mapped core.
+/// Only the notes are read on open, so a multi-GiB core opens at once.
 /// </summary>
-public sealed class CoreFile : IDisposable, IMemoryReader
+public sealed class CoreFile : IDisposable
 {
     public sealed class ThreadNotes
     {
@@ -17,9 +17,6 @@ public sealed class CoreFile : IDisposable, IMemoryReader
         public byte[]? XState { get; set; }
         public CoreNotes.SigInfo? SigInfo { get; set; }
     }
-
-    private readonly List<CoreMemoryMap.Segment> _segments = new();
-    private readonly List<(ulong Start, ulong End, ulong FileOffset, ElfFile File)> _fileSources = new();
 
     public ElfFile Elf { get; }
     public string Path { get; }
@@ -30,7 +27,10 @@ public sealed class CoreFile : IDisposable, IMemoryReader
     public List<ElfNote> OtherNotes { get; } = new();
     public bool IsTruncated { get; private set; }
     public ulong MissingBytes { get; private set; }
-    internal IReadOnlyList<CoreMemoryMap.Segment> Segments => _segments;
+
+    /// <summary>The process's memory: the segments, and (once the caller adds them) the mapped files the core left out.</summary>
+    public CoreAddressSpace Memory { get; private set; } = null!;
+    internal IReadOnlyList<CoreAddressSpace.Segment> Segments => Memory.Segments;
 
     private CoreFile(ElfFile elf, string path)
     {
@@ -65,6 +65,7 @@ public sealed class CoreFile : IDisposable, IMemoryReader
 
     private void Load()
     {
+        var segments = new List<CoreAddressSpace.Segment>();
         ulong fileLength = (ulong)Elf.Length;
         foreach (var p in Elf.ProgramHeaders)
         {
@@ -77,9 +78,9 @@ public sealed class CoreFile : IDisposable, IMemoryReader
                 IsTruncated = true;
                 MissingBytes += inFile - available;
             }
-            _segments.Add(new CoreMemoryMap.Segment(p.VirtualAddress, p.VirtualAddress + p.MemorySize, p.Offset, available));
+            segments.Add(new CoreAddressSpace.Segment(p.VirtualAddress, p.VirtualAddress + p.MemorySize, p.Offset, available));
         }
-        _segments.Sort((a, b) => a.Start.CompareTo(b.Start));
+        Memory = new CoreAddressSpace(Path, Elf, segments);
 
         ThreadNotes? current = null;
         bool anyNote = false;
@@ -126,58 +127,6 @@ public sealed class CoreFile : IDisposable, IMemoryReader
     }
 
     private CoreNotes.SigInfo? _pendingSigInfo;
-
-    /// <summary>Makes file-backed memory that the core left out readable from a local copy of the file.</summary>
-    internal void AddFileSource(ulong start, ulong end, ulong fileOffset, ElfFile file) => _fileSources.Add((start, end, fileOffset, file));
-
-    public bool TryRead(ulong address, Span<byte> buffer)
-    {
-        int done = 0;
-        while (done < buffer.Length)
-        {
-            ulong a = address + (ulong)done;
-            int n = ReadSome(a, buffer[done..]);
-            if (n <= 0) return false;
-            done += n;
-        }
-        return true;
-    }
-
-    /// <summary>Reads as many contiguous bytes as one source has at <paramref name="address"/>.</summary>
-    public int ReadSome(ulong address, Span<byte> buffer)
-    {
-        var seg = FindSegment(address);
-        if (seg is { } s && address - s.Start < s.BytesInFile)
-        {
-            ulong n = Math.Min((ulong)buffer.Length, s.BytesInFile - (address - s.Start));
-            Elf.GetBytes(s.FileOffset + (address - s.Start), n).CopyTo(buffer);
-            return (int)n;
-        }
-        foreach (var (start, end, off, file) in _fileSources)
-        {
-            if (address < start || address >= end) continue;
-            ulong fileOff = off + (address - start);
-            if (fileOff >= (ulong)file.Length) return 0;
-            ulong n = Math.Min(Math.Min((ulong)buffer.Length, end - address), (ulong)file.Length - fileOff);
-            file.GetBytes(fileOff, n).CopyTo(buffer);
-            return (int)n;
-        }
-        return 0;
-    }
-
-    internal CoreMemoryMap.Segment? FindSegment(ulong address)
-    {
-        int lo = 0, hi = _segments.Count - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            var s = _segments[mid];
-            if (address < s.Start) hi = mid - 1;
-            else if (address >= s.End) lo = mid + 1;
-            else return s;
-        }
-        return null;
-    }
 
     public void Dispose() => Elf.Dispose();
 }

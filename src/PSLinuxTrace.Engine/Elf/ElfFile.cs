@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Memory;
 
 namespace PSLinuxTrace.Engine.Elf;
 
@@ -12,9 +13,9 @@ namespace PSLinuxTrace.Engine.Elf;
 /// raises <see cref="BadInputFormatException"/>, never an out-of-range read, a huge allocation or
 /// an endless loop.
 /// </summary>
-public sealed class ElfFile : IDisposable
+public sealed class ElfFile : IDisposable, IFileContents, IElfBytes
 {
-    private const int Ehdr64Size = 64, Phdr64Size = 56, Shdr64Size = 64, Sym64Size = 24;
+    private const int Ehdr64Size = ElfLayout.Ehdr64Size, Phdr64Size = ElfLayout.Phdr64Size, Shdr64Size = 64, Sym64Size = 24;
 
     private readonly MappedFile _data;
     private readonly object _gate = new();
@@ -94,6 +95,15 @@ public sealed class ElfFile : IDisposable
         }
     }
 
+    /// <summary>Copies up to <c>buffer.Length</c> file bytes at <paramref name="offset"/>; short at the end of the file.</summary>
+    public int Read(ulong offset, Span<byte> buffer)
+    {
+        if (offset >= (ulong)Length) return 0;
+        ulong n = Math.Min((ulong)buffer.Length, (ulong)Length - offset);
+        GetBytes(offset, n).CopyTo(buffer);
+        return (int)n;
+    }
+
     /// <summary>The section's bytes (empty for SHT_NOBITS, e.g. .bss).</summary>
     public ReadOnlySpan<byte> GetSectionBytes(ElfSection section) =>
         section.Type == ElfSection.SHT_NOBITS ? ReadOnlySpan<byte>.Empty : GetBytes(section.Offset, section.Size);
@@ -108,28 +118,12 @@ public sealed class ElfFile : IDisposable
             throw Bad("not an ELF file (no \\x7fELF magic).");
         // The magic is there but the file ends before the header does: say so, with the numbers.
         if (_data.Length < Ehdr64Size) throw Bad($"truncated: {_data.Length} bytes, an ELF header needs {Ehdr64Size}.");
-        var ident = _data.Span(0, 16);
-        switch (ident[4])
-        {
-            case 1: throw Bad("32-bit ELF (ELFCLASS32) is not supported; PSLinuxTrace reads ELF64 files only.");
-            case 2: break;
-            default: throw Bad($"unknown ELF class {ident[4]}.");
-        }
-        switch (ident[5])
-        {
-            case 1: break;
-            case 2: throw Bad("big-endian ELF (ELFDATA2MSB) is not supported; PSLinuxTrace reads little-endian files only.");
-            default: throw Bad($"unknown ELF data encoding {ident[5]}.");
-        }
-        if (ident[6] != 1) throw Bad($"unknown ELF ident version {ident[6]}.");
+        ElfLayout.CheckIdent(_data.Span(0, 16), Bad);
 
-        var h = _data.Span(0, Ehdr64Size);
-        var type = (ElfType)U16(h, 16);
-        ushort machine = U16(h, 18);
-        uint version = U32(h, 20);
-        ulong entry = U64(h, 24), phoff = U64(h, 32), shoff = U64(h, 40);
-        uint flags = U32(h, 48);
-        ushort ehsize = U16(h, 52), phentsize = U16(h, 54), phnum = U16(h, 56), shentsize = U16(h, 58), shnum = U16(h, 60), shstrndx = U16(h, 62);
+        var raw = ElfLayout.ParseHeader(_data.Span(0, Ehdr64Size));
+        ushort phentsize = raw.ProgramHeaderEntrySize, shentsize = raw.SectionHeaderEntrySize;
+        ushort phnum = (ushort)raw.ProgramHeaderCount, shnum = (ushort)raw.SectionHeaderCount, shstrndx = (ushort)raw.SectionNameTableIndex;
+        ulong phoff = raw.ProgramHeaderOffset, shoff = raw.SectionHeaderOffset;
 
         uint realPhnum = phnum, realShnum = shnum, realShstrndx = shstrndx;
         // Extended numbering: the true counts live in section header 0 (gABI "Extended Section Header Numbering").
@@ -152,7 +146,7 @@ public sealed class ElfFile : IDisposable
         if (realShnum > 0 && realShstrndx >= realShnum && realShstrndx != 0)
             throw Bad($"section name table index {realShstrndx} is not below the section count {realShnum}.");
 
-        return new ElfHeader(type, machine, version, ident[7], entry, phoff, shoff, flags, ehsize, phentsize, realPhnum, shentsize, realShnum, realShstrndx);
+        return raw with { ProgramHeaderCount = realPhnum, SectionHeaderCount = realShnum, SectionNameTableIndex = realShstrndx };
     }
 
     private void CheckTable(ulong offset, ulong count, ulong entrySize, string what)
@@ -169,8 +163,7 @@ public sealed class ElfFile : IDisposable
         var list = new ElfProgramHeader[Header.ProgramHeaderCount];
         for (int i = 0; i < list.Length; i++)
         {
-            var p = _data.Span(Header.ProgramHeaderOffset + (ulong)i * Header.ProgramHeaderEntrySize, Phdr64Size);
-            list[i] = new ElfProgramHeader(i, U32(p, 0), U32(p, 4), U64(p, 8), U64(p, 16), U64(p, 24), U64(p, 32), U64(p, 40), U64(p, 48));
+            list[i] = ElfLayout.ParseProgramHeader(i, _data.Span(Header.ProgramHeaderOffset + (ulong)i * Header.ProgramHeaderEntrySize, Phdr64Size));
         }
         return list;
     }
@@ -346,7 +339,7 @@ public sealed class ElfFile : IDisposable
         foreach (var s in Sections)
         {
             if (s.Type != ElfSection.SHT_NOTE) continue;
-            foreach (var n in ParseNotes(s.Offset, s.Size, s.AddressAlign == 8 ? 8u : 4u)) yield return n;
+            foreach (var n in ParseNotes(s.Offset, s.Size, ElfLayout.NoteAlign(s.AddressAlign))) yield return n;
         }
     }
 
@@ -359,21 +352,12 @@ public sealed class ElfFile : IDisposable
         ulong pos = 0;
         while (size - pos >= 12)
         {
-            var h = GetBytes(offset + pos, 12);
-            uint namesz = U32(h, 0), descsz = U32(h, 4), type = U32(h, 8);
-            ulong nameOff = pos + 12;
-            ulong descOff = AlignUp(nameOff + namesz, align);
-            ulong end = AlignUp(descOff + descsz, align);
-            if (descOff + descsz > size) throw Bad($"note at 0x{offset + pos:x} (name {namesz} bytes, descriptor {descsz} bytes) runs past its segment.");
-            var nameBytes = GetBytes(offset + nameOff, namesz);
-            int nul = nameBytes.IndexOf((byte)0);
-            string name = Encoding.ASCII.GetString(nul >= 0 ? nameBytes[..nul] : nameBytes);
-            yield return new ElfNote(name, type, offset + descOff, descsz);
-            pos = Math.Min(end, size);
+            var n = ElfLayout.ParseNoteHeader(GetBytes(offset + pos, 12), pos, size, align, offset, Bad);
+            string name = ElfLayout.NoteName(GetBytes(offset + n.NameOffset, n.NameSize));
+            yield return new ElfNote(name, n.Type, offset + n.DescriptorOffset, n.DescriptorSize);
+            pos = n.Next;
         }
     }
-
-    private static ulong AlignUp(ulong v, uint a) => (v + a - 1) & ~(ulong)(a - 1);
 
     /// <summary>The GNU build-id (NT_GNU_BUILD_ID), or null.</summary>
     public byte[]? BuildId => _buildId.Value;

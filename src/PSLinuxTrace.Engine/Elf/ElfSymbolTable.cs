@@ -1,16 +1,18 @@
+using PSLinuxTrace.Engine.Model;
 using System.Text;
 
 namespace PSLinuxTrace.Engine.Elf;
 
 /// <summary>
-/// A symbol table (.symtab or .dynsym) read in place. Symbols are decoded on demand and cached;
+/// A symbol table (.symtab or .dynsym) read in place, from a file or from the tables an image in memory
+/// holds (<see cref="ElfImage.DynamicSymbols"/>). Symbols are decoded on demand and cached;
 /// <see cref="Lookup"/> uses the GNU or SysV hash table when the file has one (O(1), as ld.so
 /// does) and otherwise a name index built on first use.
 /// </summary>
 public sealed class ElfSymbolTable
 {
     private const int EntrySize = 24;
-    private readonly ElfFile _file;
+    private readonly IElfBytes _file;
     private readonly ElfSection _section, _strtab;
     private readonly ElfSection? _gnuHash, _sysvHash, _versym;
     private readonly string?[]? _versionNames;
@@ -19,7 +21,7 @@ public sealed class ElfSymbolTable
     private int[]? _byAddress;
     private readonly object _gate = new();
 
-    internal ElfSymbolTable(ElfFile file, ElfSection section, ElfSection strtab, string source,
+    internal ElfSymbolTable(IElfBytes file, ElfSection section, ElfSection strtab, string source,
         ElfSection? gnuHash, ElfSection? sysvHash, ElfSection? versym, string?[]? versionNames)
     {
         _file = file;
@@ -290,4 +292,16 @@ public sealed class ElfSymbolTable
     }
 
     public override string ToString() => $"{_file.Name} {Source} ({Count} symbols)";
+}
+
+/// <summary>The bytes a symbol table reads: an ELF file's, or the tables copied out of an image in memory.</summary>
+internal interface IElfBytes
+{
+    string Name { get; }
+
+    /// <summary>Bytes [offset, offset+size), bounds-checked (BadInputFormatException).</summary>
+    ReadOnlySpan<byte> GetBytes(ulong offset, ulong size);
+
+    /// <summary>The section's bytes (empty for SHT_NOBITS).</summary>
+    ReadOnlySpan<byte> GetSectionBytes(ElfSection section);
 }

@@ -1,3 +1,5 @@
+using PSLinuxTrace.Engine.Model;
+
 namespace PSLinuxTrace.Engine.Elf;
 
 /// <summary>e_type.</summary>
@@ -85,28 +87,6 @@ public sealed record ElfSection(
     public const uint SHT_GNU_HASH = 0x6ffffff6, SHT_GNU_verdef = 0x6ffffffd, SHT_GNU_verneed = 0x6ffffffe, SHT_GNU_versym = 0x6fffffff;
     public const ulong SHF_WRITE = 1, SHF_ALLOC = 2, SHF_EXECINSTR = 4, SHF_TLS = 0x400;
     public const ushort SHN_UNDEF = 0, SHN_ABS = 0xfff1, SHN_COMMON = 0xfff2, SHN_XINDEX = 0xffff, SHN_LORESERVE = 0xff00;
-}
-
-/// <summary>st_info's type.</summary>
-public enum ElfSymbolKind : byte
-{
-    NoType = 0,
-    Object = 1,
-    Function = 2,
-    Section = 3,
-    File = 4,
-    Common = 5,
-    Tls = 6,
-    GnuIFunc = 10,
-}
-
-/// <summary>st_info's binding.</summary>
-public enum ElfSymbolBinding : byte
-{
-    Local = 0,
-    Global = 1,
-    Weak = 2,
-    GnuUnique = 10,
 }
 
 /// <summary>

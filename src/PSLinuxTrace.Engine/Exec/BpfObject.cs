@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Model;
 using System.Buffers.Binary;
 using System.Reflection;
 using System.Text;

@@ -380,7 +380,7 @@ public sealed class ExecWatcher : IDisposable
         }
         catch (UnauthorizedAccessException)
         {
-            throw Procfs.AccessDiagnosis.Explain(pid, $"reading {link}", Errno.EACCES);
+            throw Access.AccessDiagnosis.Explain(pid, $"reading {link}", Errno.EACCES);
         }
         catch (IOException) when (!Directory.Exists($"/proc/{pid}"))
         {

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Threading.Channels;
+using PSLinuxTrace.Engine.Wire;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Snapshot;
@@ -66,7 +67,7 @@ public static class TracerServer
         switch (r.Operation)
         {
             case TracerOperation.AttachTrace:
-                if (r.Pid == TracerHost.UserProcessId) throw Procfs.AccessDiagnosis.Explain(r.Pid, "ptrace(PTRACE_SEIZE)", Interop.Errno.EPERM);
+                if (r.Pid == TracerHost.UserProcessId) throw Access.AccessDiagnosis.Explain(r.Pid, "ptrace(PTRACE_SEIZE)", Interop.Errno.EPERM);
                 Await(SyscallTracer.Attach(r.Pid, Options(r), log, cancel, Sink(writer)));
                 break;
             case TracerOperation.LaunchTrace:
@@ -80,8 +81,29 @@ public static class TracerServer
                 Result(writer, new LaunchSnapshotter(log).Save(r.Program!, r.Arguments, r.OutputPath!, r.Include,
                     r.StandardInput, r.StandardOutput, r.StandardError, Progress(writer), cancel, r.WorkingDirectory));
                 break;
+            case TracerOperation.CaptureStacks:
+                CaptureStacks(r.Pids, writer, log, cancel);
+                break;
             default:
                 throw new ArgumentException($"Unknown tracer operation {r.Operation}.");
+        }
+    }
+
+    /// <summary>Each process in turn, each its own pause; one that fails is reported and the others go on.</summary>
+    private static void CaptureStacks(int[] pids, FrameWriter writer, ILogger log, CancellationToken cancel)
+    {
+        using var session = new Ptrace.PtraceSession(log);
+        foreach (int pid in pids)
+        {
+            cancel.ThrowIfCancellationRequested();
+            try
+            {
+                writer.Write(FrameKind.Item, TracerJson.EncodeObject(Stacks.StackCapture.Capture(session, pid, log, cancel)));
+            }
+            catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                writer.Write(FrameKind.TargetError, TracerJson.Encode(RemoteError.Describe(ex) with { Target = pid }));
+            }
         }
     }
 

@@ -163,14 +163,14 @@ public static class Errno
     /// <summary>
     /// Turns the errno of a failed call into the matching engine exception. <paramref name="pid"/>
     /// is the target process, when the call was about one, so ESRCH names it and EPERM/EACCES say
-    /// why access to it was refused (<see cref="Procfs.AccessDiagnosis"/>).
+    /// why access to it was refused (<see cref="Access.AccessDiagnosis"/>).
     /// </summary>
     public static LinuxTraceException ToException(int errno, string call, int pid = 0, string? context = null)
     {
         return errno switch
         {
             ESRCH => new ProcessNotFoundException(pid, pid > 0 ? $"Process {pid} does not exist or has exited ({call})." : $"{call}: no such process."),
-            EPERM or EACCES when pid > 0 => Procfs.AccessDiagnosis.Explain(pid, context is null ? call : $"{call} ({context})", errno),
+            EPERM or EACCES when pid > 0 => Access.AccessDiagnosis.Explain(pid, context is null ? call : $"{call} ({context})", errno),
             EPERM or EACCES => new TargetPermissionDeniedException(
                 $"Permission denied: {call}{(context is null ? "" : $" on {context}")}: this process lacks a privilege the call needs " +
                 "(CAP_BPF and CAP_PERFMON for eBPF, CAP_SYS_ADMIN for some /proc files), or a security rule refused it.",

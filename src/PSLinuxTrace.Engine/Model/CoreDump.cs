@@ -1,6 +1,7 @@
-using PSLinuxTrace.Engine.Cores;
-
 namespace PSLinuxTrace.Engine.Model;
+
+/// <summary>Reads the dumped process's memory at an address: how many contiguous bytes were there (a handle-free reader the engine supplies).</summary>
+internal delegate int MemoryReader(ulong address, Span<byte> buffer);
 
 /// <summary>
 /// A Linux ELF core file as Read-CoreDump writes it. Memory is not copied into the object:
@@ -10,7 +11,7 @@ namespace PSLinuxTrace.Engine.Model;
 /// </summary>
 public sealed class CoreDump
 {
-    internal CoreMemoryMap? Memory { get; init; }
+    internal MemoryReader? Memory { get; init; }
 
     public required string Path { get; init; }
     public int Pid { get; init; }
@@ -49,7 +50,7 @@ public sealed class CoreDump
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         if (length > 256 << 20) throw new ArgumentOutOfRangeException(nameof(length), "at most 256 MiB per call");
         var buffer = new byte[length];
-        int got = Reader().Read(address, buffer);
+        int got = Reader()(address, buffer);
         if (got < length)
             throw new BadInputFormatException($"Memory 0x{address + (ulong)got:x} is not in the core file {Path} (and no mapped file supplies it).");
         return buffer;
@@ -62,13 +63,13 @@ public sealed class CoreDump
     public string ReadString(ulong address, int maxLength = 4096)
     {
         var buffer = new byte[Math.Clamp(maxLength, 1, 1 << 20)];
-        int got = Reader().Read(address, buffer);
+        int got = Reader()(address, buffer);
         if (got == 0) throw new BadInputFormatException($"Memory 0x{address:x} is not in the core file {Path}.");
         int nul = Array.IndexOf(buffer, (byte)0, 0, got);
         return System.Text.Encoding.UTF8.GetString(buffer, 0, nul < 0 ? got : nul);
     }
 
-    private CoreMemoryMap Reader() => Memory ?? throw new InvalidOperationException("This CoreDump object was deserialized; open the core again with Read-CoreDump to read memory.");
+    private MemoryReader Reader() => Memory ?? throw new InvalidOperationException("This CoreDump object was deserialized; open the core again with Read-CoreDump to read memory.");
 
     public override string ToString() => $"{ProcessName}[{Pid}] {Signal ?? "no signal"} ({Threads.Length} threads) {Path}";
 }
@@ -82,10 +83,16 @@ public sealed record CoreThread(
     X64Registers Registers,
     StackFrame[] Frames)
 {
-    public override string ToString() => $"Thread {Tid}{(IsCrashingThread ? " (crashed)" : "")}: {(Frames.Length > 0 ? Frames[0].ToString() : $"0x{Registers.Rip:x}")}";
+    /// <summary>The thread's name (its comm: pthread_setname_np's), for live processes; null for cores, which do not record it.</summary>
+    public string? Name { get; init; }
+
+    public override string ToString() => $"Thread {Tid}{(Name is null ? "" : $" ({Name})")}{(IsCrashingThread ? " (crashed)" : "")}: {(Frames.Length > 0 ? Frames[0].ToString() : $"0x{Registers.Rip:x}")}";
 }
 
-/// <summary>One frame of a backtrace, like a line of gdb's bt.</summary>
+/// <summary>
+/// One frame of a backtrace, like a line of gdb's bt: every stack the module prints (cores, snapshots,
+/// live processes, syscall stacks) is made of these.
+/// </summary>
 public sealed record StackFrame(
     int Index,
     ulong InstructionPointer,
@@ -95,8 +102,18 @@ public sealed record StackFrame(
     string? ModulePath,
     string Method)
 {
+    /// <summary>The source file of the frame's code (from the module's DWARF line table), or null when unknown.</summary>
+    public string? File { get; init; }
+    /// <summary>1-based line in <see cref="File"/>, or null.</summary>
+    public int? Line { get; init; }
+    /// <summary>1-based column, or null when the compiler gave none.</summary>
+    public int? Column { get; init; }
+    /// <summary>True for a frame of inlined code: it shares its pc with the frames after it, down to the real function's.</summary>
+    public bool IsInlined { get; init; }
+
     public override string ToString() =>
-        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(ModulePath is null ? "" : " in " + ModulePath)}";
+        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(IsInlined ? " (inlined)" : "")}" +
+        $"{(File is null ? "" : $" at {File}{(Line is null ? "" : $":{Line}")}")}{(ModulePath is null ? "" : " in " + ModulePath)}";
 }
 
 /// <summary>One memory region of the process (a PT_LOAD segment), with its file when NT_FILE names one.</summary>
@@ -157,18 +174,4 @@ public sealed record X64Registers
     public string[]? Xmm { get; init; }
     /// <summary>ymm0-ymm15 upper halves from NT_X86_XSTATE, as 32 hex digits each, or null.</summary>
     public string[]? YmmHigh { get; init; }
-
-    public static X64Registers FromUserRegs(Interop.UserRegsX64 r) => new()
-    {
-        Rip = r.rip, Rsp = r.rsp, Rbp = r.rbp, Rax = r.rax, Rbx = r.rbx, Rcx = r.rcx, Rdx = r.rdx, Rsi = r.rsi, Rdi = r.rdi,
-        R8 = r.r8, R9 = r.r9, R10 = r.r10, R11 = r.r11, R12 = r.r12, R13 = r.r13, R14 = r.r14, R15 = r.r15, OrigRax = r.orig_rax,
-        Eflags = r.eflags, Cs = r.cs, Ss = r.ss, Ds = r.ds, Es = r.es, Fs = r.fs, Gs = r.gs, FsBase = r.fs_base, GsBase = r.gs_base,
-    };
-
-    public Interop.UserRegsX64 ToUserRegs() => new()
-    {
-        rip = Rip, rsp = Rsp, rbp = Rbp, rax = Rax, rbx = Rbx, rcx = Rcx, rdx = Rdx, rsi = Rsi, rdi = Rdi,
-        r8 = R8, r9 = R9, r10 = R10, r11 = R11, r12 = R12, r13 = R13, r14 = R14, r15 = R15, orig_rax = OrigRax,
-        eflags = Eflags, cs = Cs, ss = Ss, ds = Ds, es = Es, fs = Fs, gs = Gs, fs_base = FsBase, gs_base = GsBase,
-    };
 }

@@ -1,5 +1,3 @@
-using PSLinuxTrace.Engine.Elf;
-
 namespace PSLinuxTrace.Engine.Model;
 
 /// <summary>

@@ -66,6 +66,8 @@ public sealed record SyscallEvent : TraceEvent
     public long? ReturnValue { get; init; }
     /// <summary>True when the call had not returned when tracing stopped (or the thread died in it).</summary>
     public bool Unfinished { get; init; }
+    /// <summary>With -StackTrace: the user stack that made the call, innermost frame first (strace -k); else null.</summary>
+    public StackFrame[]? StackTrace { get; init; }
 
     /// <summary>The strace line: <c>openat(AT_FDCWD&lt;/home/me&gt;, "/etc/passwd", O_RDONLY) = 3&lt;/etc/passwd&gt;</c>.</summary>
     public override string Line => $"{Name}({Arguments}) = {Result}";

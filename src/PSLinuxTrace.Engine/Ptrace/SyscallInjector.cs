@@ -1,4 +1,5 @@
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Procfs;
 
 namespace PSLinuxTrace.Engine.Ptrace;

@@ -1,4 +1,5 @@
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Ptrace;

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Interop;
+using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Ptrace;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
+using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Ptrace;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using PSLinuxTrace.Engine.Ptrace;
+using PSLinuxTrace.Engine.Memory;
 
 namespace PSLinuxTrace.Engine.Syscalls;
 

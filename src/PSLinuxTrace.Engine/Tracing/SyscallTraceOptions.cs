@@ -26,6 +26,8 @@ public sealed record SyscallTraceOptions
     public bool UseSeccomp { get; init; } = true;
     /// <summary>Where a launched program starts, and what a relative program path is relative to (default: this process's directory).</summary>
     public string? WorkingDirectory { get; init; }
+    /// <summary>Give every system call the user stack that made it (strace -k), at most this many frames (0: none).</summary>
+    public int StackFrames { get; init; }
     /// <summary>Events buffered between the tracer thread and the consumer.</summary>
     public int ChannelCapacity { get; init; } = 4096;
     public ISyscallArchitecture Architecture { get; init; } = SyscallArchitectureX64.Instance;

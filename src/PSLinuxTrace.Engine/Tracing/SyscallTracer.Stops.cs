@@ -76,6 +76,8 @@ public sealed partial class SyscallTracer
         t.Selected = !t.SuppressUntilExec && _filter.Matches(t.Number);
         if (t.Selected && _options.DecodeArguments) _decoder.SetProcess(t.Tgid);
         t.Entry = t.Selected && _options.DecodeArguments ? _decoder.DecodeEntry(t.Tid, name, t.Args) : null;
+        // The stack that made the call, while the thread waits at its entry (it is the same at the exit).
+        t.Stack = t.Selected && _stacks is not null ? _stacks.Capture(_session, t.Tgid, t.Tid) : null;
     }
 
     private void OnSyscallExit(Tracee t, long ret, bool failed)
@@ -105,6 +107,7 @@ public sealed partial class SyscallTracer
             Arguments = args, RawArguments = t.Args, ReturnValue = ret, Result = result,
             Errno = failed ? Errno.Name((int)-ret) : null,
             Duration = Stopwatch.GetElapsedTime(t.StartTicks),
+            StackTrace = t.Stack,
         });
     }
 
@@ -122,6 +125,7 @@ public sealed partial class SyscallTracer
             Arguments = entry.Select(a => a ?? "?").ToArray(), RawArguments = t.Args, ReturnValue = null, Result = "?",
             Duration = Stopwatch.GetElapsedTime(t.StartTicks),
             Unfinished = !SyscallSignatures.NeverReturns(name),
+            StackTrace = t.Stack,
         });
     }
 
@@ -133,6 +137,7 @@ public sealed partial class SyscallTracer
         {
             _decoder.Forget(t.Tgid);
             _comms.Remove(t.Tgid);
+            _stacks?.Forget(t.Tgid);
         }
         Emit(new ProcessExitEvent
         {
@@ -203,6 +208,7 @@ public sealed partial class SyscallTracer
         _comms.Remove(t.Tgid);
         t.Comm = Comm(t.Tid);
         _decoder.Forget(t.Tgid);
+        _stacks?.Forget(t.Tgid);
         t.SuppressUntilExec = false;
         Emit(new ProcessStartEvent
         {

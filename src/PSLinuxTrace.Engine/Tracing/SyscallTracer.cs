@@ -1,7 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using PSLinuxTrace.Engine.Host;
+using PSLinuxTrace.Engine.Wire;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Ptrace;
@@ -31,6 +31,7 @@ public sealed partial class SyscallTracer
     private readonly Dictionary<int, Tracee> _tracees = new();
     private readonly Dictionary<int, string> _comms = new();
     private PtraceSession _session = null!;
+    private SyscallStacks? _stacks;
     private CpuPin? _pin;
     /// <summary>In the tracer process: where events go straight from the tracer thread (the channel then only completes).</summary>
     private Action<TraceEvent>? _sink;
@@ -51,6 +52,7 @@ public sealed partial class SyscallTracer
         public long StartTicks;
         public DateTime StartTime;
         public bool GroupStopped;
+        public StackFrame[]? Stack;
     }
 
     private SyscallTracer(SyscallTraceOptions options, ILogger? log, CancellationToken cancel)
@@ -84,7 +86,7 @@ public sealed partial class SyscallTracer
             return TracerClient.Trace(new TracerRequest
             {
                 Operation = TracerOperation.LaunchTrace, Program = path, Arguments = [.. arguments],
-                StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = TraceOptionsData.From(options),
+                StandardInput = stdinPath, StandardOutput = stdoutPath, StandardError = stderrPath, Trace = options.ToWire(),
             }, options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };
         tracer.Start(() => tracer.StartLaunched(path, arguments, workingDirectory, stdinPath, stdoutPath, stderrPath), path);
@@ -103,7 +105,7 @@ public sealed partial class SyscallTracer
         // which would read as a permission problem.
         if (status.State == 'Z') throw new ProcessNotFoundException(pid, $"Process {pid} has exited (it is a zombie waiting for its parent); there is nothing to trace.");
         if (!TracerHost.RunsInPlace)
-            return TracerClient.Trace(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = pid, Trace = TraceOptionsData.From(options) },
+            return TracerClient.Trace(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = pid, Trace = options.ToWire() },
                 options.ChannelCapacity, log, cancel);
         var tracer = new SyscallTracer(options, log, cancel) { _sink = sink };
         tracer.Start(() => tracer.StartAttached(status.Tgid > 0 ? status.Tgid : pid), $"pid {pid}");
@@ -129,6 +131,7 @@ public sealed partial class SyscallTracer
         Exception? failure = null;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(_consumerGone);
         _session = new PtraceSession(_log);
+        if (_options.StackFrames > 0) _stacks = new SyscallStacks(_log, _options.StackFrames);
         try
         {
             _session.WakeOn(_stop.Token);
@@ -146,6 +149,7 @@ public sealed partial class SyscallTracer
             try { Finish(); }
             catch (Exception ex) { failure ??= ex; }
             _pin?.Dispose();
+            _stacks?.Dispose();
             _session.Dispose();
             _stop.Dispose();
             _channel.Writer.TryComplete(failure);

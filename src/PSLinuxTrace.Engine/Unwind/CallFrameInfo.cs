@@ -38,9 +38,12 @@ internal sealed class CfiRow
 /// .debug_frame while the C runtime's stay in .eh_frame, so both are searched, .eh_frame first.
 /// Addresses are the file's own (before the load bias).
 /// </summary>
-public sealed class CallFrameInfo
+public sealed partial class CallFrameInfo
 {
-    private readonly ElfFile _elf;
+    // The bytes: a section of an ELF file, or .eh_frame copied out of an image in memory.
+    private readonly ElfFile? _elf;
+    private readonly byte[]? _bytes;
+    private readonly string _name;
     private readonly ulong _sectionOffset, _sectionSize, _sectionAddress;
     private readonly bool _isDebugFrame;
     private readonly Fde[] _fdes;
@@ -59,6 +62,7 @@ public sealed class CallFrameInfo
     private CallFrameInfo(ElfFile elf, ElfSection section, bool isDebugFrame)
     {
         _elf = elf;
+        _name = elf.Name;
         _sectionOffset = section.Offset;
         _sectionSize = section.Size;
         _sectionAddress = isDebugFrame ? 0 : section.Address;
@@ -66,9 +70,19 @@ public sealed class CallFrameInfo
         _fdes = Index();
     }
 
+    /// <summary>An .eh_frame read from memory: <paramref name="data"/> holds it from its link-time <paramref name="address"/> on.</summary>
+    private CallFrameInfo(string name, byte[] data, ulong address)
+    {
+        _name = name;
+        _bytes = data;
+        _sectionSize = (ulong)data.Length;
+        _sectionAddress = address;
+        _fdes = Index();
+    }
+
     private CallFrameInfo(CallFrameInfo[] parts)
     {
-        _elf = parts[0]._elf;
+        _name = parts[0]._name;
         _fdes = Array.Empty<Fde>();
         _parts = parts;
     }
@@ -91,7 +105,7 @@ public sealed class CallFrameInfo
         return list.Length switch { 0 => null, 1 => list[0], _ => new CallFrameInfo(list) };
     }
 
-    private ReadOnlySpan<byte> Data => _elf.GetBytes(_sectionOffset, _sectionSize);
+    private ReadOnlySpan<byte> Data => _bytes is not null ? _bytes : _elf!.GetBytes(_sectionOffset, _sectionSize);
 
     private Fde[] Index()
     {
@@ -110,21 +124,21 @@ public sealed class CallFrameInfo
             bool is64 = length == 0xffffffff;
             if (is64) length = c.U64();
             int idPos = c.Position;
-            if (length > (ulong)(data.Length - idPos)) throw new BadInputFormatException($"{_elf.Name}: {Source} entry at 0x{pos:x} runs past the section.");
+            if (length > (ulong)(data.Length - idPos)) throw new BadInputFormatException($"{_name}: {Source} entry at 0x{pos:x} runs past the section.");
             int end = idPos + (int)length;
             ulong id = is64 ? c.U64() : c.U32();
             bool isCie = _isDebugFrame ? id == (is64 ? ulong.MaxValue : 0xffffffff) : id == 0;
             if (!isCie)
             {
                 int ciePos = _isDebugFrame ? (int)Math.Min(id, int.MaxValue) : idPos - (int)Math.Min(id, int.MaxValue);
-                if (ciePos < 0 || ciePos >= data.Length) throw new BadInputFormatException($"{_elf.Name}: FDE at 0x{pos:x} points at a CIE outside {Source}.");
+                if (ciePos < 0 || ciePos >= data.Length) throw new BadInputFormatException($"{_name}: FDE at 0x{pos:x} points at a CIE outside {Source}.");
                 var cie = GetCie(ciePos);
                 ulong begin = _isDebugFrame ? c.U64() : c.Encoded(cie.FdeEncoding);
                 ulong range = _isDebugFrame ? c.U64() : c.Encoded((byte)(cie.FdeEncoding & 0x0f));
                 if (cie.HasAugmentationData)
                 {
                     ulong augLen = c.Uleb();
-                    if (augLen > (ulong)(end - c.Position)) throw new BadInputFormatException($"{_elf.Name}: FDE augmentation runs past its entry.");
+                    if (augLen > (ulong)(end - c.Position)) throw new BadInputFormatException($"{_name}: FDE augmentation runs past its entry.");
                     c.Position += (int)augLen;
                 }
                 if (begin != 0 && range != 0 && c.Position <= end)
@@ -145,7 +159,7 @@ public sealed class CallFrameInfo
         bool is64 = length == 0xffffffff;
         if (is64) length = c.U64();
         int idPos = c.Position;
-        if (length == 0 || length > (ulong)(data.Length - idPos)) throw new BadInputFormatException($"{_elf.Name}: CIE at 0x{pos:x} has a bad length.");
+        if (length == 0 || length > (ulong)(data.Length - idPos)) throw new BadInputFormatException($"{_name}: CIE at 0x{pos:x} has a bad length.");
         int end = idPos + (int)length;
         _ = is64 ? c.U64() : c.U32();
         byte version = c.U8();
@@ -227,7 +241,7 @@ public sealed class CallFrameInfo
         int steps = 0;
         while (!c.AtEnd)
         {
-            if (++steps > 100_000) throw new BadInputFormatException($"{_elf.Name}: CFI program does not end.");
+            if (++steps > 100_000) throw new BadInputFormatException($"{_name}: CFI program does not end.");
             byte op = c.U8();
             byte high = (byte)(op & 0xc0), low = (byte)(op & 0x3f);
             if (high == 0x40) // DW_CFA_advance_loc
@@ -279,7 +293,7 @@ public sealed class CallFrameInfo
                 case 0x16: { ulong r = c.Uleb(); var e = Block(ref c); if (r < CfiRow.RegisterCount) row.Rules[r] = new RegisterRule { Kind = RuleKind.ValExpression, Expression = e }; break; }
                 case 0x2e: c.Uleb(); break; // DW_CFA_GNU_args_size
                 case 0x2f: { ulong r = c.Uleb(); SetRule(row, r, RuleKind.Offset, -(long)c.Uleb() * cie.DataAlign); break; }
-                default: throw new BadInputFormatException($"{_elf.Name}: unknown CFA instruction 0x{op:x2}.");
+                default: throw new BadInputFormatException($"{_name}: unknown CFA instruction 0x{op:x2}.");
             }
         }
     }

@@ -1,3 +1,5 @@
+using PSLinuxTrace.Engine.Memory;
+
 namespace PSLinuxTrace.Engine.Unwind;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace PSLinuxTrace.Engine.Unwind;
 /// </summary>
 internal static class DwarfExpression
 {
-    public static ulong? Evaluate(ReadOnlySpan<byte> expr, ulong?[] regs, IMemoryReader memory, ulong? initial)
+    public static ulong? Evaluate(ReadOnlySpan<byte> expr, ulong?[] regs, IAddressSpace memory, ulong? initial)
     {
         var stack = new Stack<ulong>();
         if (initial is { } init) stack.Push(init);

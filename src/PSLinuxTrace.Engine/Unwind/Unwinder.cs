@@ -1,3 +1,5 @@
+using PSLinuxTrace.Engine.Memory;
+
 namespace PSLinuxTrace.Engine.Unwind;
 
 /// <summary>How a frame's caller was found.</summary>
@@ -27,10 +29,10 @@ public sealed class Unwinder
     // DWARF register numbers for x86_64 (System V psABI, figure 3.36).
     public const int Rax = 0, Rdx = 1, Rcx = 2, Rbx = 3, Rsi = 4, Rdi = 5, Rbp = 6, Rsp = 7, R8 = 8, R15 = 15, ReturnAddress = 16;
 
-    private readonly IMemoryReader _memory;
+    private readonly IAddressSpace _memory;
     private readonly Func<ulong, UnwindModule?> _moduleAt;
 
-    public Unwinder(IMemoryReader memory, Func<ulong, UnwindModule?> moduleAt)
+    public Unwinder(IAddressSpace memory, Func<ulong, UnwindModule?> moduleAt)
     {
         _memory = memory;
         _moduleAt = moduleAt;

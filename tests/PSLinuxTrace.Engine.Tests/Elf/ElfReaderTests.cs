@@ -1,3 +1,4 @@
+using PSLinuxTrace.Engine.Model;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using PSLinuxTrace.Engine.Elf;
