@@ -2,8 +2,9 @@
  * main thread crashes in pslt_crash_here: "segv" writes to address 0x10 (fault address known),
  * "abort" calls abort(), "wait" prints "ready" and waits on stdin (for gcore), "smash" overwrites
  * its own saved rbp and return address with garbage and then faults (an unwinder must stop there),
- * "signal" faults inside a SIGUSR1 handler (the unwinder must cross the signal frame).
- * Usage: crash segv|abort|wait|smash|signal [threads] */
+ * "signal" faults inside a SIGUSR1 handler (the unwinder must cross the signal frame), "heap" fills
+ * 24 MiB of heap with (i * 7 + 1) & 0xff, prints where, then faults as "segv" does (a big anonymous segment).
+ * Usage: crash segv|abort|wait|smash|signal|heap [threads] */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,6 +71,13 @@ int main(int argc, char **argv)
     usleep(100 * 1000); /* let the workers reach pause() */
     printf("pid=%d\n", getpid());
     printf("pslt_crash_here=%p\n", (void *)&pslt_crash_here);
+    if (strcmp(mode, "heap") == 0) {
+        size_t n = 24 << 20;
+        unsigned char *heap = malloc(n);
+        for (size_t i = 0; i < n; i++) heap[i] = (unsigned char)(i * 7 + 1);
+        printf("pslt_heap=%p\n", (void *)heap);
+        mode = "segv";
+    }
     if (strcmp(mode, "wait") == 0) {
         printf("ready\n");
         fflush(stdout);

@@ -224,7 +224,7 @@ Describe 'Get-ProcSymbol' {
         $ours = [Convert]::ToUInt64((Get-ProcStatusField $PID CapEff), 16)
         $extra = $theirs -band -bnot $ours
         $extra | Should -Not -Be 0 -Because 'this scenario needs a pid 1 that holds a capability this session lacks'
-        $names = 0..63 | Where-Object { $extra -band ([uint64]1 -shl $_) } | ForEach-Object { [PSLinuxTrace.Engine.Procfs.AccessDiagnosis]::CapabilityName($_) }
+        $names = 0..63 | Where-Object { $extra -band ([uint64]1 -shl $_) } | ForEach-Object { [PSLinuxTrace.Engine.Access.AccessDiagnosis]::CapabilityName($_) }
         Get-ProcSymbol -Name malloc -Id 1 -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $err | Should -HaveCount 1
         $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Get-ProcSymbol)

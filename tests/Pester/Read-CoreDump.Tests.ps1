@@ -191,3 +191,73 @@ Describe 'Read-CoreDump' {
         $core.CrashingThread.Frames[0].Symbol | Should -Be 'pslt_crash_here'
     }
 }
+
+Describe 'Read-CoreDump on the cores systemd-coredump keeps' {
+    BeforeAll {
+        # systemd-coredump does not run here: its folder is imitated, with its names
+        # (core.COMM.UID.BOOTID.PID.USEC.zst|lz4|xz) and cores compressed by the real zstd, lz4 and xz.
+        $script:CoreDir = Join-Path $Work 'var-lib-systemd-coredump'
+        New-Item -ItemType Directory -Path $CoreDir -Force | Out-Null
+        $bootId = (Get-Content /proc/sys/kernel/random/boot_id -Raw).Trim().Replace('-', '')
+        function Save-Compressed([string] $Core, [string] $Tool, [string] $Suffix) {
+            $c = Read-CoreDump $Core -NoBacktrace
+            $name = 'core.{0}.{1}.{2}.{3}.{4}.{5}' -f $c.ProcessName, $c.UserId, $bootId, $c.Pid, ([DateTimeOffset]::UtcNow.ToUnixTimeMilliseconds() * 1000), $Suffix
+            $out = Join-Path $CoreDir $name
+            & sh -c "$Tool -c '$Core' > '$out'"
+            $out
+        }
+        $again2 = Join-Path $Work 'segv-again'
+        New-Item -ItemType Directory -Path $again2 -Force | Out-Null
+        & sh -c "cd '$again2' && ulimit -c unlimited && exec '$Exe' segv 0" > $null
+        $script:Zst = Save-Compressed $SegvCore zstd zst
+        $script:Lz4 = Save-Compressed $AbortCore lz4 lz4
+        $script:Xz = Save-Compressed (Join-Path $again2 'core') xz xz
+        Remove-Item -Recurse -Force $again2
+    }
+
+    It 'reads the folder from Get-ChildItem without unpacking anything' {
+        $cores = Get-ChildItem $CoreDir | Read-CoreDump
+        $cores | Should -HaveCount 3
+        ($cores.Compression | Sort-Object) | Should -Be @('lz4', 'xz', 'zstd')
+        ($cores.Path | Sort-Object) | Should -Be (@($Zst, $Lz4, $Xz) | Sort-Object)
+        ($cores | Where-Object Compression -EQ zstd).CrashingThread.Frames[0].Symbol | Should -Be 'pslt_crash_here'
+        ($cores | Where-Object Compression -EQ lz4).Threads | Should -HaveCount 8
+        # Nothing left in TMPDIR: the temporary cores were unlinked as soon as they were made.
+        Get-ChildItem ([System.IO.Path]::GetTempPath()) -Force -Filter '.pslinuxtrace-core.*' | Should -BeNullOrEmpty
+    }
+
+    It 'groups the same crash from two runs by Signature' {
+        $groups = Get-ChildItem $CoreDir | Read-CoreDump -NoBacktrace | Group-Object Signature
+        $groups | Should -HaveCount 2
+        $segv = $groups | Where-Object Count -EQ 2
+        $segv.Name | Should -BeLike 'SIGSEGV|*pslt_crash_here|*main|*'
+        @($segv.Group.Pid | Select-Object -Unique) | Should -HaveCount 2
+        ($segv.Group.SignatureHash | Select-Object -Unique) | Should -Match '^[0-9a-f]{16}$'
+        (Read-CoreDump $SegvCore).Signature | Should -BeExactly $segv.Name
+    }
+
+    It 'shows the compression and the signature hash in the default view' {
+        $text = Read-CoreDump $Zst | Out-String
+        $text | Should -Match ([regex]::Escape("$Zst (zstd)"))
+        $text | Should -Match 'SignatureHash\s*:\s*[0-9a-f]{16}'
+    }
+
+    It 'reports a cut-short compressed core as InvalidData, saying how far it got' {
+        $cut = Join-Path $Work 'cut.zst'
+        $bytes = [System.IO.File]::ReadAllBytes($Zst)
+        [System.IO.File]::WriteAllBytes($cut, $bytes[0..($bytes.Length / 2)])
+        Read-CoreDump $cut -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $err[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId BadInputFormat Read-CoreDump)
+        $err[0].Exception.Message | Should -BeLike "*$cut*decompression stopped after*"
+    }
+
+    It 'keeps the compressed core''s data when the object crosses remoting' {
+        $core = Read-CoreDump $Zst
+        $back = [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($core, 6))
+        $back.Signature | Should -BeExactly $core.Signature
+        $back.Compression | Should -Be 'zstd'
+        $back.CoreSize | Should -Be $core.CoreSize
+        $back.Threads[0].Frames[0].Symbol | Should -Be 'pslt_crash_here'
+    }
+}

@@ -146,7 +146,7 @@ Describe 'Start-SyscallTrace -Id' {
         $extra = $theirs -band -bnot $ours
         $extra | Should -Not -Be 0 -Because 'this scenario needs a pid 1 that holds a capability this session lacks'
         $bit = [System.Numerics.BitOperations]::TrailingZeroCount($extra)
-        $name = [PSLinuxTrace.Engine.Procfs.AccessDiagnosis]::CapabilityName($bit)
+        $name = [PSLinuxTrace.Engine.Access.AccessDiagnosis]::CapabilityName($bit)
         (& capsh --decode=$('{0:x}' -f (1 -shl $bit)) 2>$null) -replace '^0x[0-9a-f]+=', '' | Should -Be $name.ToLowerInvariant()
         Start-SyscallTrace -Id 1 -Timeout 1 -ErrorVariable err -ErrorAction SilentlyContinue
         $err[0].FullyQualifiedErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied Start-SyscallTrace)

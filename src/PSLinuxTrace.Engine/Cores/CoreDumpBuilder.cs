@@ -9,15 +9,17 @@ namespace PSLinuxTrace.Engine.Cores;
 /// <summary>The <see cref="CoreDump"/> output object of a read core: process and signal, mappings, auxv, build-ids, registers.</summary>
 internal static class CoreDumpBuilder
 {
-    public static CoreDump Build(CoreFile core, string path, ModuleMap map, CoreThread[] threads, string[] warnings)
+    public static CoreDump Build(CoreFile core, string path, ModuleMap map, CoreThread[] threads, string? signature, string[] warnings)
     {
         var si = core.Threads[0].SigInfo;
-        int signo = si?.SigNo ?? core.Threads[0].Status.CurSig;
+        int signo = SignalNumber(core);
         string producer = core.OtherNotes.Any(n => n.Name == CoreDumpReader.SnapshotNoteName) ? "PSLinuxTrace" : core.Elf.Sections.Count > 0 ? "Gdb" : "Kernel";
         var psinfo = core.PsInfo;
         return new CoreDump
         {
-            Memory = core.Memory.Detach().Read,
+            // A compressed core's temporary file is gone once the read ends: later reads decompress again.
+            Memory = core.Memory.Detach(core.Compression == CoreCompression.None ? null
+                : new CompressedCoreContents(System.IO.Path.GetFullPath(path), core.Compression)).Read,
             Path = System.IO.Path.GetFullPath(path),
             Pid = core.Threads[0].Status.Pid is var pid && psinfo is not null ? psinfo.Pid : pid,
             ParentId = psinfo?.PPid ?? core.Threads[0].Status.PPid,
@@ -25,7 +27,7 @@ internal static class CoreDumpBuilder
             CommandLine = psinfo?.Arguments ?? "",
             UserId = psinfo?.Uid ?? 0,
             GroupId = psinfo?.Gid ?? 0,
-            Signal = signo != 0 ? Signals.Name(signo) : null,
+            Signal = SignalName(core),
             SignalNumber = signo,
             SignalCode = si?.Code,
             SignalCodeName = si is null ? null : CoreNotes.SignalCodeName(si.SigNo, si.Code),
@@ -39,10 +41,19 @@ internal static class CoreDumpBuilder
                 .Select(m => new ModuleBuildId(m.Path, m.BuildId, m.LocalPath, m.LocalBuildId, m.Matches, m.LoadBias)).ToArray(),
             IsTruncated = core.IsTruncated,
             Producer = producer,
-            FileSize = core.Elf.Length,
+            FileSize = core.FileSize,
+            CoreSize = core.Elf.Length,
+            Compression = core.Compression == CoreCompression.None ? null : CoreDecompressor.Name(core.Compression),
+            Signature = signature,
+            SignatureHash = CrashSignature.Hash(signature),
             Warnings = warnings,
         };
     }
+
+    /// <summary>The signal that ended the process (NT_SIGINFO's, else the first thread's pr_cursig), 0 for none.</summary>
+    private static int SignalNumber(CoreFile core) => core.Threads[0].SigInfo?.SigNo ?? core.Threads[0].Status.CurSig;
+
+    public static string? SignalName(CoreFile core) => SignalNumber(core) is var signo and not 0 ? Signals.Name(signo) : null;
 
     /// <summary>Each PT_LOAD segment, with the file NT_FILE says is mapped there.</summary>
     private static CoreMapping[] Mappings(CoreFile core) => core.Segments.Select(s =>

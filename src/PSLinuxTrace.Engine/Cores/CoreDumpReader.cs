@@ -13,6 +13,8 @@ public sealed record CoreDumpOptions
     public string? SysRoot { get; init; }
     public bool Backtraces { get; init; } = true;
     public int MaxFrames { get; init; } = 256;
+    /// <summary>Called while a compressed core is decompressed: compressed bytes read so far, and the file's size.</summary>
+    public Action<long, long>? DecompressionProgress { get; init; }
 }
 
 /// <summary>
@@ -44,7 +46,7 @@ public sealed class CoreDumpReader : IDisposable
 
     public CoreDump Read(string path, CoreDumpOptions? options = null, CancellationToken cancel = default)
     {
-        using var core = CoreFile.Open(path);
+        using var core = CoreFile.Open(path, _log, cancel, options?.DecompressionProgress);
         return Read(core, path, options, cancel);
     }
 
@@ -67,7 +69,17 @@ public sealed class CoreDumpReader : IDisposable
         var map = _symbolizer.MapModules(core.Memory, CoreModules.Layout(core), search, Warn, cancel);
         CoreModules.SpliceLocalFiles(core, map);
         var threads = ReadThreads(core, map, options, cancel);
-        return CoreDumpBuilder.Build(core, path, map, threads, warnings.ToArray());
+        string? signature = CrashSignature.Build(CoreDumpBuilder.SignalName(core), CrashingFrames(core, map, threads), map);
+        return CoreDumpBuilder.Build(core, path, map, threads, signature, warnings.ToArray());
+    }
+
+    /// <summary>The crashing thread's frames for its signature: those already unwound, or (with -NoBacktrace) the top ones unwound now.</summary>
+    private StackFrame[] CrashingFrames(CoreFile core, ModuleMap map, CoreThread[] threads)
+    {
+        if (threads.FirstOrDefault(t => t.IsCrashingThread) is not { } crashed) return [];
+        if (crashed.Frames.Length > 0) return crashed.Frames;
+        return _symbolizer.Backtrace(map, core.Threads[Array.IndexOf(threads, crashed)].Status.Registers,
+            CrashSignature.DyingSearchDepth + CrashSignature.FrameCount);
     }
 
     private CoreThread[] ReadThreads(CoreFile core, ModuleMap map, CoreDumpOptions options, CancellationToken cancel)

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using PSLinuxTrace.Engine.Elf;
 using PSLinuxTrace.Engine.Memory;
 
@@ -6,7 +8,8 @@ namespace PSLinuxTrace.Engine.Cores;
 /// <summary>
 /// An open ELF core file: the notes parsed (threads, process info, signal, auxv, mapped files), the
 /// PT_LOAD segments indexed into its <see cref="Memory"/>, read in place from the memory-mapped core.
-/// Only the notes are read on open, so a multi-GiB core opens at once.
+/// Only the notes are read on open, so a multi-GiB core opens at once (a compressed one once it is
+/// decompressed into a temporary file, which goes away with this object).
 /// </summary>
 public sealed class CoreFile : IDisposable
 {
@@ -38,13 +41,35 @@ public sealed class CoreFile : IDisposable
         Path = path;
     }
 
-    /// <summary>Opens a core. Not ELF, not ET_CORE, or corrupt notes: BadInputFormatException.</summary>
-    public static CoreFile Open(string path) => FromElf(ElfFile.Open(path), path);
+    /// <summary>How the file at <see cref="Path"/> is compressed (None: it is the ELF core itself).</summary>
+    public CoreCompression Compression { get; private init; }
+    /// <summary>The size of the file at <see cref="Path"/> (compressed or not); <c>Elf.Length</c> is the core's.</summary>
+    public long FileSize { get; private init; }
+
+    /// <summary>
+    /// Opens a core, or a compressed one (zstd, LZ4 frame, xz: see <see cref="CoreInflater"/>), told apart
+    /// by its first bytes. Not ELF, not ET_CORE, corrupt notes or corrupt compressed data: BadInputFormatException.
+    /// </summary>
+    /// <param name="progress">for a compressed core: compressed bytes decompressed so far, and of how many</param>
+    public static CoreFile Open(string path, ILogger? log = null, CancellationToken cancel = default, Action<long, long>? progress = null)
+    {
+        var compression = CoreDecompressor.Detect(path);
+        if (compression == CoreCompression.None)
+        {
+            var elf = ElfFile.Open(path);
+            return FromElf(elf, path, compression, elf.Length);
+        }
+        long fileSize = new FileInfo(path).Length;
+        var (inflated, plan) = CoreInflater.Inflate(path, compression, log ?? NullLogger.Instance, cancel, progress);
+        return FromElf(ElfFile.Open(inflated, path), path, compression, fileSize,
+            plan is null ? null : elf => new SplitCoreContents(elf, plan, new CompressedCoreContents(System.IO.Path.GetFullPath(path), compression)));
+    }
 
     /// <summary>A core held in memory (tests feed damaged copies through this).</summary>
-    internal static CoreFile FromBytes(byte[] data, string name) => FromElf(ElfFile.FromBytes(data, name), name);
+    internal static CoreFile FromBytes(byte[] data, string name) => FromElf(ElfFile.FromBytes(data, name), name, CoreCompression.None, data.Length);
 
-    private static CoreFile FromElf(ElfFile elf, string path)
+    /// <param name="segments">where the segments' bytes are read from, when not all from <paramref name="elf"/></param>
+    private static CoreFile FromElf(ElfFile elf, string path, CoreCompression compression, long fileSize, Func<ElfFile, IFileContents>? segments = null)
     {
         try
         {
@@ -52,8 +77,8 @@ public sealed class CoreFile : IDisposable
                 throw new BadInputFormatException($"{path} is an ELF {elf.Header.Type} file, not a core dump (ET_CORE).");
             if (elf.Header.Machine != ElfHeader.EM_X86_64)
                 throw new BadInputFormatException($"{path} is a core of machine {elf.Header.Machine}; only x86_64 cores are supported.");
-            var core = new CoreFile(elf, path);
-            core.Load();
+            var core = new CoreFile(elf, path) { Compression = compression, FileSize = fileSize };
+            core.Load(segments?.Invoke(elf) ?? elf);
             return core;
         }
         catch
@@ -63,7 +88,7 @@ public sealed class CoreFile : IDisposable
         }
     }
 
-    private void Load()
+    private void Load(IFileContents segmentBytes)
     {
         var segments = new List<CoreAddressSpace.Segment>();
         ulong fileLength = (ulong)Elf.Length;
@@ -80,7 +105,7 @@ public sealed class CoreFile : IDisposable
             }
             segments.Add(new CoreAddressSpace.Segment(p.VirtualAddress, p.VirtualAddress + p.MemorySize, p.Offset, available));
         }
-        Memory = new CoreAddressSpace(Path, Elf, segments);
+        Memory = new CoreAddressSpace(Path, segmentBytes, segments);
 
         ThreadNotes? current = null;
         bool anyNote = false;

@@ -48,12 +48,16 @@ public sealed class ElfFile : IDisposable, IFileContents, IElfBytes
     }
 
     /// <summary>Maps and opens <paramref name="path"/>. FileNotFoundException/UnauthorizedAccessException pass through; bad bytes give BadInputFormatException.</summary>
-    public static ElfFile Open(string path)
+    public static ElfFile Open(string path) => Open(MappedFile.Open(path), path);
+
+    /// <summary>Maps and opens the file open in <paramref name="stream"/> (which it then owns), named <paramref name="name"/> in errors.</summary>
+    public static ElfFile Open(FileStream stream, string name) => Open(MappedFile.Open(stream, name), name);
+
+    private static ElfFile Open(MappedFile data, string name)
     {
-        var data = MappedFile.Open(path);
         try
         {
-            return new ElfFile(data, path);
+            return new ElfFile(data, name);
         }
         catch
         {

@@ -35,13 +35,16 @@ public sealed unsafe class MappedFile : IDisposable
     }
 
     /// <summary>Maps <paramref name="path"/> read-only. Throws FileNotFoundException, UnauthorizedAccessException, BadInputFormatException (empty).</summary>
-    public static MappedFile Open(string path)
+    public static MappedFile Open(string path) =>
+        Open(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None), path);
+
+    /// <summary>Maps the file open in <paramref name="stream"/> (which it then owns; it may have no name left, once unlinked), read-only.</summary>
+    public static MappedFile Open(FileStream stream, string name)
     {
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
         try
         {
             long length = stream.Length;
-            if (length == 0) throw new BadInputFormatException($"{path}: the file is empty.");
+            if (length == 0) throw new BadInputFormatException($"{name}: the file is empty.");
             var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             try
             {

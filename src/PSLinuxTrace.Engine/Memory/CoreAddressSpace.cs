@@ -40,11 +40,14 @@ public sealed class CoreAddressSpace : IAddressSpace
         _files.Insert(at < 0 ? _files.Count : at, (range, contents));
     }
 
-    /// <summary>The same memory, read by path for each call: holds no handle (for output objects).</summary>
-    public CoreAddressSpace Detach()
+    /// <summary>
+    /// The same memory, read by path for each call: holds no handle (for output objects). The core's
+    /// bytes come from <paramref name="core"/> when given (a compressed core's), else from the file at CorePath.
+    /// </summary>
+    public CoreAddressSpace Detach(IFileContents? core = null)
     {
         // Absolute now: a detached map outlives this call, and the working directory may change.
-        var detached = new CoreAddressSpace(CorePath, new FileAtPath(System.IO.Path.GetFullPath(CorePath)), _segments);
+        var detached = new CoreAddressSpace(CorePath, core ?? new FileAtPath(System.IO.Path.GetFullPath(CorePath)), _segments);
         foreach (var (range, _) in _files) detached._files.Add((range, new FileAtPath(range.Path)));
         return detached;
     }

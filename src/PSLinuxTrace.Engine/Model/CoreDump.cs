@@ -39,8 +39,23 @@ public sealed class CoreDump
     public bool IsTruncated { get; init; }
     /// <summary>Who wrote the core, when known: Kernel, Gdb (gcore) or PSLinuxTrace (Save-ProcessSnapshot).</summary>
     public string? Producer { get; init; }
+    /// <summary>The size of the file at <see cref="Path"/>, compressed or not.</summary>
     public long FileSize { get; init; }
+    /// <summary>The size of the ELF core itself: <see cref="FileSize"/>, or what a compressed file decompresses to.</summary>
+    public long CoreSize { get; init; }
+    /// <summary>How the file is compressed ("zstd", "lz4", "xz", as systemd-coredump writes them), or null for a plain ELF core.</summary>
+    public string? Compression { get; init; }
     public required string[] Warnings { get; init; }
+
+    /// <summary>
+    /// The crash's signature, for grouping cores by crash (Group-Object Signature): the signal and the
+    /// crashing thread's top frames as <c>build-id+0xaddress function</c>, without the abort/assert/raise
+    /// machinery and the signal trampoline; stable across hosts, pids and ASLR. Null for a core no signal
+    /// ended (gcore, Save-ProcessSnapshot). The format is in Read-CoreDump's help.
+    /// </summary>
+    public string? Signature { get; init; }
+    /// <summary>The first 16 hex digits of the SHA-256 of <see cref="Signature"/>, or null.</summary>
+    public string? SignatureHash { get; init; }
 
     public CoreThread? CrashingThread => Threads.FirstOrDefault(t => t.IsCrashingThread);
 

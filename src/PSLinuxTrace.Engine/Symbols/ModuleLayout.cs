@@ -38,7 +38,9 @@ public sealed record ModuleLayout(IReadOnlyList<ModuleMapping> Mappings, ulong? 
         var mappings = new List<ModuleMapping>();
         foreach (var m in maps)
         {
-            if (m.Kind == MappingKind.File && m.Path is not null)
+            // Loaded code is mapped private; a shared mapping of an ELF file is one being read (a symbolizer's
+            // own mmap, in this very process), not run.
+            if (m.Kind == MappingKind.File && m.Path is not null && m.IsPrivate)
                 mappings.Add(new ModuleMapping(m.Start, m.End, m.Offset, m.IsDeleted ? m.Path + DeletedSuffix : m.Path));
             else if (m.Kind == MappingKind.Vdso)
                 mappings.Add(new ModuleMapping(m.Start, m.End, 0, VdsoPath));

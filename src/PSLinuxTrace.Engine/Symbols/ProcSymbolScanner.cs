@@ -128,7 +128,9 @@ public sealed class ProcSymbolScanner : IDisposable
         var seen = new HashSet<(ulong, ulong)>();
         foreach (var m in maps)
         {
-            if (m.Kind != MappingKind.File || m.Inode == 0 || m.Path is null) continue;
+            // Loaded code is mapped private; a shared mapping of an ELF file is one being read (our own
+            // reader's mmap in this very process, say), not run.
+            if (m.Kind != MappingKind.File || m.Inode == 0 || m.Path is null || !m.IsPrivate) continue;
             var key = (m.Device, m.Inode);
             if (!seen.Add(key)) continue;
             if (!query.PathMatches(m.Path)) continue;

@@ -49,7 +49,7 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
     private ProcSymbolQuery? _query;
     private List<int>? _watchIds;
     private bool _watchAll;
-    private bool _warnedUnreadable, _rescanning;
+    private bool _warnedUnreadable;
     private readonly HashSet<(int Pid, string ErrorId)> _reported = new();
 
     protected override void BeginProcessing()
@@ -76,28 +76,33 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
             else (_watchIds ??= new List<int>()).AddRange(Id);
             return;
         }
-        RunScan(Id, seen: null);
+        RunScan(Id);
     }
 
     protected override void EndProcessing()
     {
         if (!Watch) return;
         IReadOnlyList<int>? ids = _watchAll || _watchIds is null ? null : _watchIds.Distinct().ToList();
-        var seen = new HashSet<(int, string, string, ulong)>();
         Log.LogInformation("Watching {Target} every {Interval} for {Names}; press Ctrl+C to stop.",
             ids is null ? "every process" : $"process(es) {string.Join(", ", ids)}", Interval, string.Join(", ", Name));
-        while (!StopToken.IsCancellationRequested)
+        var sw = Stopwatch.StartNew();
+        int before = _scanner!.FilesParsed;
+        var watch = new ProcSymbolWatch(_scanner, _query!, ids, Interval);
+        foreach (var symbol in watch.Run((ex, pid) => WriteEngineError(ex, pid), found =>
         {
-            RunScan(ids, seen);
-            _rescanning = true;
-            // Forget processes that are gone, so a reused pid is reported again.
-            seen.RemoveWhere(k => !ProcFs.Exists(k.Item1));
+            Log.LogInformation("Found {Count} new symbol location(s); parsed {Files} new file(s) in {Ms} ms.", found, _scanner.FilesParsed - before, sw.ElapsedMilliseconds);
+            WarnUnreadableOnce();
+            sw.Restart();
+            before = _scanner.FilesParsed;
+        }, StopToken))
+        {
             DrainLog();
-            if (StopToken.WaitHandle.WaitOne(Interval)) break;
+            WriteObject(symbol);
         }
+        DrainLog();
     }
 
-    private void RunScan(IEnumerable<int>? ids, HashSet<(int, string, string, ulong)>? seen)
+    private void RunScan(IEnumerable<int>? ids)
     {
         var sw = Stopwatch.StartNew();
         int before = _scanner!.FilesParsed, count = 0;
@@ -106,27 +111,27 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
             Path is null ? "" : $" in files matching {string.Join(", ", Path)}");
         foreach (var symbol in _scanner.Scan(_query!, ids, ReportError, StopToken))
         {
-            if (seen is not null && !seen.Add((symbol.Pid, symbol.ModulePath, symbol.Name, symbol.Address))) continue;
             DrainLog();
             WriteObject(symbol);
             count++;
         }
         Log.LogInformation("Found {Count} symbol location(s); parsed {Files} new file(s) in {Ms} ms.", count, _scanner.FilesParsed - before, sw.ElapsedMilliseconds);
-        DrainLog();
-        // Once per run, also with -Watch: the processes a scan of every process could not read.
-        if (!_warnedUnreadable && _scanner.Unreadable.Count > 0)
-        {
-            _warnedUnreadable = true;
-            WriteWarning($"Skipped {_scanner.Unreadable.Count} process(es) this session may not read ({string.Join(", ", _scanner.Unreadable.Order().Take(10))}" +
-                $"{(_scanner.Unreadable.Count > 10 ? ", ..." : "")}); -Verbose says why, and -Id with one of them writes its error.");
-        }
+        WarnUnreadableOnce();
     }
 
-    // An error for a named process: each (process, error id) once per run, so -Watch does not repeat it
-    // every interval; a named process that exits while watched is not an error.
+    // Once per run, also with -Watch: the processes a scan of every process could not read.
+    private void WarnUnreadableOnce()
+    {
+        DrainLog();
+        if (_warnedUnreadable || _scanner!.Unreadable.Count == 0) return;
+        _warnedUnreadable = true;
+        WriteWarning($"Skipped {_scanner.Unreadable.Count} process(es) this session may not read ({string.Join(", ", _scanner.Unreadable.Order().Take(10))}" +
+            $"{(_scanner.Unreadable.Count > 10 ? ", ..." : "")}); -Verbose says why, and -Id with one of them writes its error.");
+    }
+
+    // An error for a named process: each (process, error id) once per run.
     private void ReportError(LinuxTraceException ex, int pid)
     {
-        if (_rescanning && ex is ProcessNotFoundException) return;
         if (_reported.Add((pid, ex.ErrorId))) WriteEngineError(ex, pid);
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Management.Automation;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine;
@@ -70,7 +71,13 @@ public sealed class ReadCoreDumpCommand : PSLinuxTraceCmdlet
             try
             {
                 Log.LogInformation("Reading {Core}.", file);
-                var core = _reader!.Read(file, _options, StopToken);
+                var progress = new ProgressRecord(1, $"Reading {file}", "Decompressing") { PercentComplete = 0 };
+                var core = _reader!.Read(file, _options! with { DecompressionProgress = (done, total) => Progress(progress, done, total) }, StopToken);
+                if (progress.PercentComplete > 0)
+                {
+                    progress.RecordType = ProgressRecordType.Completed;
+                    WriteProgress(progress);
+                }
                 DrainLog();
                 WriteObject(core);
             }
@@ -84,6 +91,19 @@ public sealed class ReadCoreDumpCommand : PSLinuxTraceCmdlet
             }
         }
         DrainLog();
+    }
+
+    private readonly Stopwatch _lastProgress = Stopwatch.StartNew();
+
+    /// <summary>Decompressing a multi-GiB core takes seconds: say how far it is, five times a second at most.</summary>
+    private void Progress(ProgressRecord progress, long done, long total)
+    {
+        if (_lastProgress.ElapsedMilliseconds < 200) return;
+        _lastProgress.Restart();
+        DrainLog();
+        progress.PercentComplete = total == 0 ? 100 : (int)Math.Clamp(done * 100 / total, 1, 100);
+        progress.StatusDescription = $"{done / 1048576} of {total / 1048576} MiB of compressed core";
+        WriteProgress(progress);
     }
 
     private IEnumerable<string> ResolvePaths()

@@ -16,9 +16,12 @@ public static class CoreFixtures
 
     public static string Executable => Fixtures.Build("crash", "-pthread");
 
-    /// <summary>A kernel core of `crash mode threads`, the fixture built with extra cc <paramref name="flags"/> when given.</summary>
-    public static (string Exe, string Core) Kernel(string mode, int threads, string flags = "") =>
-        Made.GetOrAdd($"kernel-{mode}-{threads}{(flags.Length == 0 ? "" : "-" + string.Concat(flags.Where(char.IsLetterOrDigit)))}", key => new Lazy<(string, string)>(() =>
+    /// <summary>
+    /// A kernel core of `crash mode threads`, the fixture built with extra cc <paramref name="flags"/> when given;
+    /// another <paramref name="run"/> is another crash of the same program (another pid, other ASLR bases).
+    /// </summary>
+    public static (string Exe, string Core) Kernel(string mode, int threads, string flags = "", int run = 0) =>
+        Made.GetOrAdd($"kernel-{mode}-{threads}{(flags.Length == 0 ? "" : "-" + string.Concat(flags.Where(char.IsLetterOrDigit)))}{(run == 0 ? "" : $"-run{run}")}", key => new Lazy<(string, string)>(() =>
         {
             string dir = Path.Combine(Fixtures.ScratchDirectory, key);
             Directory.CreateDirectory(dir);

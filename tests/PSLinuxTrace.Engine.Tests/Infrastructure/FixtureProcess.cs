@@ -62,8 +62,12 @@ public sealed class FixtureProcess : IDisposable
         return v.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? Convert.ToUInt64(v[2..], 16) : ulong.Parse(v);
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
         _process.WaitForExit(5000);
         _process.Dispose();
