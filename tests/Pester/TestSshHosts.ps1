@@ -57,6 +57,12 @@ function Stop-StaleTestSshHost {
         foreach ($p in $run.Group) { & /bin/kill -KILL $p.Key 2>$null }
         Remove-Item -Recurse -Force $run.Name -ErrorAction Ignore
     }
+    # And the folders such runs left with nothing running.
+    foreach ($dir in Get-ChildItem ([System.IO.Path]::GetTempPath()) -Directory -Filter 'pslt-sshd-*' | Where-Object Name -match "^$SshRootPattern$") {
+        $owner = [int](Get-Content (Join-Path $dir.FullName 'owner') -Raw -ErrorAction Ignore)
+        if (-not $owner -and $dir.CreationTimeUtc -gt [DateTime]::UtcNow.AddMinutes(-1)) { continue }   # a run writing its owner file
+        if (-not $owner -or -not (Test-Path "/proc/$owner")) { Remove-Item -Recurse -Force $dir.FullName -ErrorAction Ignore }
+    }
 }
 
 function Test-TcpPortFree([int] $Port) {
