@@ -20,6 +20,8 @@
     FunctionsToExport      = @()
     VariablesToExport      = @()
     AliasesToExport        = @()
+    # How the objects cross remoting and jobs (serialization depth of nested records).
+    TypesToProcess         = @('PSLinuxTrace.types.ps1xml')
     FormatsToProcess       = @(
         'PSLinuxTrace.ProcSymbol.format.ps1xml'
         'PSLinuxTrace.CoreDump.format.ps1xml'

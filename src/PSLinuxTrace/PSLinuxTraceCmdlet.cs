@@ -53,8 +53,20 @@ public abstract class PSLinuxTraceCmdlet : PSCmdlet, IDisposable
         return resolved;
     }
 
-    /// <summary>A redirect or other optional path parameter, resolved (null stays null).</summary>
+    /// <summary>An optional path parameter, resolved (null stays null).</summary>
     protected string? ResolveOptionalPath(string? path) => path is null ? null : ResolveFileSystemPath(path);
+
+    /// <summary>
+    /// A launched program's standard input, output or error: the redirect when given; else, in a session
+    /// without a console (a remote session or a background job, whose own stdin and stdout carry the
+    /// remoting protocol), /dev/null, so that the program can neither read nor write the session's
+    /// transport; else null (the console).
+    /// </summary>
+    protected string? ResolveLaunchStream(string? path) =>
+        path is not null ? ResolveFileSystemPath(path) : Host.Name == RemoteHostName ? "/dev/null" : null;
+
+    /// <summary>The host of a remote session's or a job's pwsh (System.Management.Automation.Remoting.ServerRemoteHost).</summary>
+    private const string RemoteHostName = "ServerRemoteHost";
 
     /// <summary>
     /// A program to launch, as Start-Process and the shell find it: a name without a slash is looked up

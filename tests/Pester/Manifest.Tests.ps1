@@ -43,6 +43,13 @@ Describe 'PSLinuxTrace manifest' {
         Get-FormatData -TypeName PSLinuxTrace.Engine.Model.ProcSymbol | Should -Not -BeNullOrEmpty
     }
 
+    It 'loads its types file (how nested records cross remoting)' {
+        $data = Import-PowerShellDataFile -Path $ManifestPath
+        $data.TypesToProcess | Should -Not -BeNullOrEmpty
+        foreach ($f in $data.TypesToProcess) { Join-Path $ModuleDir $f | Should -Exist }
+        (Get-TypeData -TypeName PSLinuxTrace.Engine.Model.CoreThread).SerializationDepth | Should -Be 1
+    }
+
     It 'has PSData for the gallery' {
         $data = Import-PowerShellDataFile -Path $ManifestPath
         $data.PrivateData.PSData.Tags | Should -Contain 'Linux'

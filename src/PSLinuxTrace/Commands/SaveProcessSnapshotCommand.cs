@@ -95,7 +95,7 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
         {
             ProcessSnapshot result = launch
                 ? new LaunchSnapshotter(Log).Save(ResolveProgram(FilePath), ArgumentList, output, Include,
-                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError),
+                    ResolveLaunchStream(RedirectStandardInput), ResolveLaunchStream(RedirectStandardOutput), ResolveLaunchStream(RedirectStandardError),
                     Progress, StopToken, CurrentDirectory)
                 : new LiveSnapshotter(Log).Save(Id, output, Include, Progress, StopToken, Method);
             progress.RecordType = ProgressRecordType.Completed;

@@ -119,7 +119,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
             try
             {
                 var (reader, _) = SyscallTraceEngines.Launch(Engine, ResolveProgram(FilePath), ArgumentList, _options!, Log, StopToken,
-                    ResolveOptionalPath(RedirectStandardInput), ResolveOptionalPath(RedirectStandardOutput), ResolveOptionalPath(RedirectStandardError), summary);
+                    ResolveLaunchStream(RedirectStandardInput), ResolveLaunchStream(RedirectStandardOutput), ResolveLaunchStream(RedirectStandardError), summary);
                 traces.Add((FilePath, Tracked(reader)));
             }
             catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)

@@ -47,25 +47,69 @@ public class ManifestTests
         Assert.NotEmpty(listed);
         var onDisk = Directory.GetFiles(Path.Combine(Repo(), "module"), "*.format.ps1xml").Select(Path.GetFileName);
         Assert.Equal(onDisk.Order(StringComparer.Ordinal), listed.Order(StringComparer.Ordinal));
-        var types = typeof(LinuxTraceException).Assembly.GetExportedTypes().Select(t => t.FullName).ToHashSet();
-        // Views also select the Deserialized.<Type> of each type, so objects from remoting and jobs show the same.
-        static string Real(string name) => name.StartsWith("Deserialized.", StringComparison.Ordinal) ? name["Deserialized.".Length..] : name;
         foreach (string file in listed)
         {
             var doc = XDocument.Load(Path.Combine(ModuleAssembly.ModuleDir, file));
-            var names = doc.Descendants("TypeName").Select(e => Real(e.Value.Trim())).ToList();
+            var names = doc.Descendants("TypeName").Select(e => e.Value.Trim()).ToList();
             Assert.NotEmpty(names);
             foreach (string n in names)
-                Assert.True(types.Contains(n), $"{file} names type {n}, which the engine does not export");
+                Assert.True(EngineType(n) is not null, $"{file} names type {n}, which the engine does not export");
+            // What comes back from remoting and jobs (Deserialized.<Type>) shows with the same views:
+            // every type a view or selection set takes, or a base type of it, is taken deserialized too.
+            foreach (var list in doc.Descendants().Where(e => e.Name == "ViewSelectedBy" || e.Name == "Types"))
+            {
+                var inList = list.Elements("TypeName").Select(e => e.Value.Trim()).ToHashSet();
+                foreach (string n in inList.Where(n => !n.StartsWith(Deserialized, StringComparison.Ordinal)))
+                    Assert.True(BaseChain(EngineType(n)!).Any(t => inList.Contains(Deserialized + t.FullName)),
+                        $"{file} selects {n} but not {Deserialized}{n} (or a base type's)");
+            }
             // A property a view names but the type lacks shows as a silently empty column in pwsh.
             foreach (var view in doc.Descendants("View"))
             {
-                var viewTypes = view.Descendants("TypeName").Select(e => typeof(LinuxTraceException).Assembly.GetType(Real(e.Value.Trim()))!).ToList();
+                var viewTypes = view.Descendants("TypeName").Select(e => e.Value.Trim())
+                    .Where(n => !n.StartsWith(Deserialized, StringComparison.Ordinal)).Select(n => EngineType(n)!).ToList();
                 foreach (string prop in view.Descendants("PropertyName").Select(e => e.Value.Trim()))
                     Assert.True(viewTypes.All(t => t.GetProperty(prop) is not null),
                         $"{file}, view {view.Element("Name")?.Value}: property {prop} is not on {string.Join(", ", viewTypes.Select(t => t.Name))}");
             }
         }
+    }
+
+    [Fact]
+    public void EveryOutputRecordCrossesRemotingWithItsProperties()
+    {
+        var listed = ModuleAssembly.ManifestList("TypesToProcess");
+        var onDisk = Directory.GetFiles(Path.Combine(Repo(), "module"), "*.types.ps1xml").Select(Path.GetFileName);
+        Assert.Equal(onDisk.Order(StringComparer.Ordinal), listed.Order(StringComparer.Ordinal));
+        var withDepth = new HashSet<string>();
+        foreach (string file in listed)
+        {
+            var doc = XDocument.Load(Path.Combine(ModuleAssembly.ModuleDir, file));
+            foreach (var type in doc.Descendants("Type"))
+            {
+                string name = type.Element("Name")!.Value.Trim();
+                Assert.True(EngineType(name) is not null, $"{file} names type {name}, which the engine does not export");
+                if (type.Descendants("NoteProperty").Any(p => p.Element("Name")?.Value == "SerializationDepth"))
+                    withDepth.Add(name);
+            }
+        }
+        // Without a depth of its own, a record nested in a remote result (a thread in a CoreDump, a frame
+        // in a thread, a record in a Group-Object group) arrives as its ToString().
+        var records = typeof(LinuxTraceException).Assembly.GetExportedTypes()
+            .Where(t => t.Namespace == "PSLinuxTrace.Engine.Model" && t.IsClass && !typeof(System.Collections.IEnumerable).IsAssignableFrom(t));
+        foreach (var t in records)
+            Assert.True(BaseChain(t).Any(b => withDepth.Contains(b.FullName!)), $"{t.FullName} (or a base type) has no SerializationDepth in module/*.types.ps1xml");
+    }
+
+    private const string Deserialized = "Deserialized.";
+
+    /// <summary>An engine type by its full name, "Deserialized." or not; null when the engine has none.</summary>
+    private static Type? EngineType(string name) =>
+        typeof(LinuxTraceException).Assembly.GetType(name.StartsWith(Deserialized, StringComparison.Ordinal) ? name[Deserialized.Length..] : name) is { IsVisible: true } t ? t : null;
+
+    private static IEnumerable<Type> BaseChain(Type t)
+    {
+        for (Type? b = t; b is not null && b != typeof(object); b = b.BaseType) yield return b;
     }
 
     private static string Repo() => Infrastructure.Repo.Root;
