@@ -10,6 +10,11 @@ using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => c.Canc
 using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; TracerServer.CancelFromSignal(); });
 using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; TracerServer.CancelFromSignal(); });
 
-using var input = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false), FileAccess.Read, 1);
-using var output = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, 1);
-return TracerServer.Run(input, output);
+// Its standard streams are the user's (a program it launches inherits them); the job comes over the
+// socket that the user's process named on the command line.
+if (args.Length != 2 || args[0] != TracerServer.ConnectOption)
+{
+    Console.Error.WriteLine("pslinuxtrace-tracer runs the PSLinuxTrace module's ptrace jobs; the module starts it.");
+    return 2;
+}
+return TracerServer.Run(args[1]);

@@ -226,6 +226,42 @@ Describe 'Start-SyscallTrace where the user is' {
     }
 }
 
+Describe 'Start-SyscallTrace and the session''s standard streams' {
+    # A user's pwsh with its stdin, stdout and stderr on pipes (a script in a pipeline, CI): the
+    # launched program must read and write those, as a program pwsh starts itself does, while the
+    # trace stays whole. The ptrace engine runs in the tracer process, whose connection must not be them.
+    It 'a program launched under <Engine> reads the session''s stdin and writes its stdout and stderr, and every event arrives' -ForEach @(
+        @{ Engine = 'Ptrace' }, @{ Engine = 'Bpf' }
+    ) {
+        $inner = Join-Path $TestDrive "streams-$Engine.ps1"
+        Set-Content -LiteralPath $inner -Value @'
+param($Module, $Engine)
+Import-Module $Module
+$events = @(Start-SyscallTrace -Engine $Engine -FilePath /bin/sh -ArgumentList '-c', 'read x; echo "got:$x"; echo to-stderr >&2; seq 1 20000')
+$exit = $events | Where-Object EventType -eq 'ProcessExit' | Select-Object -Last 1
+"@@ exit=$($exit.Result) engine=$(($events | Where-Object EventType -eq 'ProcessStart' | Select-Object -First 1).Engine) reads=$(@($events | Where-Object Name -eq 'read').Count)"
+'@
+        $command = Get-PwshCommandLine
+        $psi = [System.Diagnostics.ProcessStartInfo]::new($command[0])
+        foreach ($a in @($command | Select-Object -Skip 1) + @('-NoProfile', '-File', $inner, (Resolve-Path $ModulePath).Path, $Engine)) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardInput = $true; $psi.RedirectStandardOutput = $true; $psi.RedirectStandardError = $true
+        $p = [System.Diagnostics.Process]::Start($psi)
+        $p.StandardInput.WriteLine('typed-line'); $p.StandardInput.Close()
+        $err = $p.StandardError.ReadToEndAsync()
+        $out = $p.StandardOutput.ReadToEndAsync()
+        $p.WaitForExit(60000) | Should -BeTrue
+        $lines = $out.Result -split "`n" | ForEach-Object TrimEnd
+        $lines[0] | Should -Be 'got:typed-line'
+        @($lines | Where-Object { $_ -match '^\d+$' }) | Should -Be @(1..20000 | ForEach-Object ToString)
+        $summary = @($lines | Where-Object { $_ -like '@@*' })
+        $summary | Should -HaveCount 1
+        $summary[0] -match "^@@ exit=0 engine=$Engine reads=(\d+)$" | Should -BeTrue -Because $summary[0]
+        [int]$Matches[1] | Should -BeGreaterThan 0
+        $err.Result.Trim() | Should -Be 'to-stderr'
+        $p.ExitCode | Should -Be 0
+    }
+}
+
 Describe 'Start-SyscallTrace output' {
     It 'prints a mixed stream as one table, one strace line per event' {
         $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList signal -RedirectStandardOutput /dev/null

@@ -49,3 +49,10 @@ function Get-BpfFdCount {
 function Get-QualifiedId([string] $Id, [string] $Command) {
     "$Id,PSLinuxTrace.Commands.$($Command -replace '-', '')Command"
 }
+
+# The command line that starts this pwsh again: `dotnet <PSHOME>/pwsh.dll` for the tool manifest's
+# pwsh (`dotnet pwsh`), else the pwsh executable itself.
+function Get-PwshCommandLine {
+    $exe = [Environment]::ProcessPath
+    if ((Split-Path -Leaf $exe) -eq 'dotnet') { @($exe, (Join-Path $PSHOME 'pwsh.dll')) } else { @($exe) }
+}

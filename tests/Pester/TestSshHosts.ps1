@@ -14,12 +14,7 @@
 $script:SshHostMarker = 'PSLT_TEST_SSHD'
 $script:SshRootPattern = 'pslt-sshd-\d+-[0-9a-f]{8}'
 
-# The command line that starts this pwsh again: `dotnet <PSHOME>/pwsh.dll` for the tool manifest's
-# pwsh (`dotnet pwsh`), else the pwsh executable itself.
-function Get-PwshCommandLine {
-    $exe = [Environment]::ProcessPath
-    if ((Split-Path -Leaf $exe) -eq 'dotnet') { @($exe, (Join-Path $PSHOME 'pwsh.dll')) } else { @($exe) }
-}
+# Get-PwshCommandLine is TestHelpers.ps1's: dot-source that first.
 
 # Quotes a string for /bin/sh.
 function ConvertTo-ShellWord([string] $Text) { "'" + $Text.Replace("'", "'\''") + "'" }

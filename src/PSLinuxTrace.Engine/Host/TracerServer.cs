@@ -25,6 +25,26 @@ public static class TracerServer
     /// <summary>Cancels the running job (from a signal handler).</summary>
     public static void CancelFromSignal() => Stop.Cancel();
 
+    /// <summary>The tracer program's first argument, before the name of the socket to connect to.</summary>
+    public const string ConnectOption = TracerChannel.ConnectOption;
+
+    /// <summary>Connects to the user's process at the socket <paramref name="name"/> and runs the one job it sends; the exit code.</summary>
+    public static int Run(string name)
+    {
+        System.Net.Sockets.Socket socket;
+        try
+        {
+            socket = TracerChannel.Connect(name);
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or LinuxTraceException)
+        {
+            Console.Error.WriteLine($"pslinuxtrace-tracer: {ex.Message}");
+            return 2;
+        }
+        using var connection = new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+        return Run(connection, connection);
+    }
+
     /// <summary>Runs one job from <paramref name="input"/>, writing to <paramref name="output"/>; the exit code.</summary>
     public static int Run(Stream input, Stream output)
     {

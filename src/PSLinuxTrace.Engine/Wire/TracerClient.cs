@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -8,8 +9,9 @@ using PSLinuxTrace.Engine.Model;
 namespace PSLinuxTrace.Engine.Wire;
 
 /// <summary>
-/// The user's side of one job in the tracer process: starts <see cref="TracerHost.ExecutablePath"/>,
-/// sends the request, and turns the frames it sends back into output objects, log lines, progress
+/// The user's side of one job in the tracer process: starts <see cref="TracerHost.ExecutablePath"/>
+/// with the user's own standard streams (a program it launches shares them, as one pwsh starts does),
+/// takes its connection (<see cref="TracerChannel"/>), sends the request, and turns the frames it sends back into output objects, log lines, progress
 /// calls and, at the end, the job's result or its exception (the same type as if it had run here).
 /// Cancelling sends a Cancel frame and keeps reading until the tracer says Done, so that nothing it
 /// held (a stopped thread, a traced process) outlives the call.
@@ -17,27 +19,19 @@ namespace PSLinuxTrace.Engine.Wire;
 internal sealed class TracerClient : IDisposable
 {
     private static readonly TimeSpan ExitWait = TimeSpan.FromSeconds(10);
-    private const int StderrKept = 8192;
 
     private readonly Process _process;
+    private readonly NetworkStream _connection;
     private readonly Stream _toTracer;
     private readonly Stream _fromTracer;
-    private readonly StringBuilder _stderr = new();
     private int _cancelled;
     private bool _done;
 
-    private TracerClient(Process process)
+    private TracerClient(Process process, Socket connection)
     {
         _process = process;
-        _toTracer = process.StandardInput.BaseStream;
-        _fromTracer = process.StandardOutput.BaseStream;
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (_stderr)
-                if (_stderr.Length < StderrKept) _stderr.AppendLine(e.Data);
-        };
-        process.BeginErrorReadLine();
+        _connection = new NetworkStream(connection, ownsSocket: true);
+        _toTracer = _fromTracer = _connection;
     }
 
     public static TracerClient Start(TracerRequest request) => Start(request, TracerHost.ExecutablePath);
@@ -46,10 +40,12 @@ internal sealed class TracerClient : IDisposable
     {
         if (!File.Exists(exe))
             throw new LinuxTraceException($"The tracer program '{exe}' is missing: the module folder is incomplete (rebuild it with dotnet build, or set ${TracerHost.PathVariable}).");
-        var psi = new ProcessStartInfo(exe)
-        {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
+        // Nothing redirected: the tracer and what it launches have the user's stdin, stdout and stderr
+        // (and, on a terminal, the runtime gives them the terminal's own settings while they run).
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
+        using var listener = TracerChannel.Listen(out string name);
+        psi.ArgumentList.Add(TracerChannel.ConnectOption);
+        psi.ArgumentList.Add(name);
         Process process;
         try
         {
@@ -59,7 +55,16 @@ internal sealed class TracerClient : IDisposable
         {
             throw new LinuxTraceException($"The tracer program '{exe}' could not be started: {ex.Message}", ex);
         }
-        var client = new TracerClient(process);
+        TracerClient client;
+        try
+        {
+            client = new TracerClient(process, TracerChannel.Accept(listener, process));
+        }
+        catch
+        {
+            process.Dispose();
+            throw;
+        }
         try
         {
             Frames.Write(client._toTracer, FrameKind.Request, TracerJson.Encode(request with { ClientPid = Environment.ProcessId }));
@@ -138,23 +143,12 @@ internal sealed class TracerClient : IDisposable
             }
         }
         bool exited = _process.WaitForExit(ExitWait);
-        if (!done) throw new LinuxTraceException($"The tracer process ended before its job was done ({Describe(exited)}).{Stderr()}");
+        if (!done) throw new LinuxTraceException($"The tracer process ended before its job was done ({Describe(exited)}).");
         if (error is not null) throw error;
         return result;
     }
 
-    private string Describe(bool exited)
-    {
-        if (!exited) return "it stopped answering";
-        int code = _process.ExitCode;
-        // Process reports a death by signal as 128 + the signal number.
-        return code > 128 ? $"killed by {Signals.Name(code - 128)}" : $"exit code {code}";
-    }
-
-    private string Stderr()
-    {
-        lock (_stderr) return _stderr.Length == 0 ? "" : " It wrote: " + _stderr.ToString().Trim();
-    }
+    private string Describe(bool exited) => exited ? TracerChannel.ExitDescription(_process.ExitCode) : "it stopped answering";
 
     /// <summary>
     /// Ends the job: cancels it if it is not done and, when the caller stopped reading before Done (an
@@ -179,6 +173,7 @@ internal sealed class TracerClient : IDisposable
             if (!_process.WaitForExit(ExitWait)) _process.Kill();
         }
         catch (InvalidOperationException) { }
+        _connection.Dispose();
         _process.Dispose();
     }
 

@@ -80,6 +80,45 @@ public sealed class TracerProcessTests
         Assert.Contains(TracerHost.PathVariable, ex.Message);
     }
 
+    [Fact]
+    public void ATracerProgramThatEndsBeforeItConnectsIsAClearError()
+    {
+        var ex = Assert.Throws<LinuxTraceException>(() =>
+            TracerClient.Start(new TracerRequest { Operation = TracerOperation.AttachTrace, Pid = 1 }, "/bin/false"));
+        Assert.Contains("ended before it connected (exit code 1)", ex.Message);
+    }
+
+    [Fact]
+    public void OnlyTheProcessItStartedIsTakenAsTheTracer()
+    {
+        using var listener = TracerChannel.Listen(out string name);
+        using var stranger = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        stranger.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint("\0" + name));   // this process, not the one started
+        using var sleeper = System.Diagnostics.Process.Start("/bin/sleep", "30");
+        try
+        {
+            var ex = Assert.Throws<LinuxTraceException>(() => TracerChannel.Accept(listener, sleeper, TimeSpan.FromSeconds(1)));
+            Assert.Contains("did not connect within 1 s", ex.Message);
+            Assert.True(sleeper.WaitForExit(5000), "the tracer that never connected is killed");
+            // The stranger's connection was accepted and closed at once: it reads the end of the stream.
+            Assert.Equal(0, stranger.Receive(new byte[1]));
+        }
+        finally
+        {
+            if (!sleeper.HasExited) sleeper.Kill();
+        }
+    }
+
+    [Fact]
+    public void TheTracerConnectsOnlyToItsParent()
+    {
+        // Its parent is sh, while the socket is this process's: it refuses, says why, and exits 2.
+        using var listener = TracerChannel.Listen(out string name);
+        var run = Tool.Run("/bin/sh", ["-c", $"'{TracerHost.ExecutablePath}' {TracerChannel.ConnectOption} '{name}'; echo rc=$?"]);
+        Assert.Contains("rc=2", run.StdOut);
+        Assert.Contains("not to this tracer's parent", run.StdErr);
+    }
+
     [PrivilegedFact("ptrace of a running process")]
     public void ATracerProcessKilledMidTraceEndsTheTraceWithAClearErrorAndTheTargetRunsOn()
     {
