@@ -298,6 +298,60 @@ Describe 'Start-SyscallTrace output' {
     }
 }
 
+Describe 'Start-SyscallTrace -StackTrace' {
+    BeforeAll {
+        # strace -k's stacks of the same program's getppid calls: per call, the module of each frame.
+        $script:StraceOut = Join-Path $Work 'strace-k.txt'
+        & strace -f -qq -k -e trace=getppid -e signal=none -o $StraceOut $Fixture spin 3 > /dev/null
+        $script:StraceStacks = [System.Collections.Generic.List[object]]::new()
+        foreach ($line in Get-Content $StraceOut) {
+            if ($line -like '*getppid(*') { $StraceStacks.Add([System.Collections.Generic.List[string]]::new()) }
+            elseif ($line -match '^\s*> (\S+)\(' -and $StraceStacks.Count) { $StraceStacks[-1].Add($Matches[1]) }
+        }
+    }
+
+    It 'gives each call the stack strace -k prints for it, and Auto says it picked ptrace for that' {
+        $out = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 3 -Syscall getppid -StackTrace -RedirectStandardOutput /dev/null -Verbose 4>&1
+        ($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Engine Ptrace: Auto: stack traces need*' }) | Should -Not -BeNullOrEmpty
+        $calls = @($out | Where-Object { $_ -is [PSLinuxTrace.Engine.Model.SyscallEvent] })
+        $calls | Should -HaveCount 3
+        $StraceStacks | Should -HaveCount 3
+        for ($i = 0; $i -lt 3; $i++) {
+            @($calls[$i].StackTrace.ModulePath) | Should -Be @($StraceStacks[$i]) -Because "call $i has strace -k's frames, module by module"
+            $main = $calls[$i].StackTrace | Where-Object Symbol -eq 'main'
+            $main | Should -HaveCount 1
+            $main.ModulePath | Should -Be $Fixture
+            Split-Path -Leaf $main.File | Should -Be 'syscalls.c'
+            $main.Line | Should -BeGreaterThan 0
+        }
+    }
+
+    It 'prints each call with its frames under it, as strace -k does' {
+        $text = Start-SyscallTrace -FilePath $Fixture -ArgumentList spin, 1 -Syscall getppid -StackTrace -RedirectStandardOutput /dev/null |
+            Where-Object Name -eq getppid | Out-String -Width 400
+        $text | Should -Match 'getppid\(\) = \d+'
+        $text | Should -Match ([regex]::Escape(" > $Fixture(main+0x") + '[0-9a-f]+\) \[0x[0-9a-f]+\] \S*syscalls\.c:\d+')
+    }
+
+    It 'is an InvalidArgument error with -Engine Bpf, which cannot stop the tracee to read its stack' {
+        { Start-SyscallTrace -FilePath /bin/true -Engine Bpf -StackTrace -ErrorAction Stop } |
+            Should -Throw -ErrorId (Get-QualifiedId InvalidArgument Start-SyscallTrace) -ExpectedMessage '*stack traces need the tracee stopped*'
+    }
+
+    It 'reads the stacks of a service the user started, and leaves it running untraced' {
+        $w = Start-Waiter   # a child of this pwsh, calling getppid every 10 ms from main
+        try {
+            $calls = @(Start-SyscallTrace -Id $w.Id -Syscall getppid -StackTrace -Timeout 1 | Where-Object Name -eq getppid)
+            $calls.Count | Should -BeGreaterThan 10
+            foreach ($c in $calls) { ($c.StackTrace | Where-Object Symbol -eq 'main').ModulePath | Should -Be $Fixture }
+            Get-TracerPid $w.Id | Should -Be 0
+            Get-Count $w | Should -Be 'count=0'
+        } finally {
+            Stop-Waiter $w
+        }
+    }
+}
+
 Describe 'Start-SyscallTrace -Engine' {
     It 'traces with eBPF under Auto as root, and says so' {
         $events = Start-SyscallTrace -FilePath $Fixture -ArgumentList basic -RedirectStandardOutput /dev/null -Verbose 4>&1

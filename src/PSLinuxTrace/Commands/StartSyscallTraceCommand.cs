@@ -61,6 +61,17 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
     [ValidateRange(0, 1048576)]
     public int StringLimit { get; set; } = 32;
 
+    /// <summary>
+    /// Give every system call the user stack that made it (strace -k): StackTrace on each SyscallEvent,
+    /// innermost frame first, symbolized with file:line where the modules have debug information.
+    /// Only the ptrace engine can stop the tracee to read its stack: Auto picks it, -Engine Bpf refuses.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter StackTrace { get; set; }
+
+    /// <summary>The most frames of each -StackTrace stack (eu-stack's default; strace -k has no limit).</summary>
+    internal const int StackTraceFrames = 256;
+
     /// <summary>Bpf (the tracee never stops), Ptrace, or Auto: Bpf whenever the request and the privileges allow it.</summary>
     [Parameter]
     public SyscallEngine Engine { get; set; } = SyscallEngine.Auto;
@@ -96,6 +107,7 @@ public sealed class StartSyscallTraceCommand : PSLinuxTraceCmdlet
                 DecodeArguments = !Summary,
                 BufferSize = BufferSize,
                 WorkingDirectory = CurrentDirectory,
+                StackFrames = StackTrace ? StackTraceFrames : 0,
             };
         }
         catch (ArgumentException ex)
