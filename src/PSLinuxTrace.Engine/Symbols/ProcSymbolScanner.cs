@@ -50,6 +50,10 @@ public sealed class ProcSymbolScanner : IDisposable
     /// <summary>Files opened (parsed) so far: one per distinct (device, inode).</summary>
     public int FilesParsed { get; private set; }
 
+    /// <summary>Processes whose mappings were read so far, and the mapped files of theirs that passed -Path.</summary>
+    public int ProcessesScanned { get; private set; }
+    public int FilesMatchingPath { get; private set; }
+
     /// <summary>
     /// Processes a scan of every process (no pids named) skipped because we may not read them
     /// (pid 1 holding a capability we lack, another user's process without CAP_SYS_PTRACE...),
@@ -123,6 +127,7 @@ public sealed class ProcSymbolScanner : IDisposable
             _log.LogDebug("Process {Pid} has no memory mappings (kernel thread or zombie).", pid);
             return result;
         }
+        ProcessesScanned++;
         string? processName = null;
         // Group the mappings by file; each (dev, inode) once per process, with its lowest mapping first.
         var seen = new HashSet<(ulong, ulong)>();
@@ -134,6 +139,7 @@ public sealed class ProcSymbolScanner : IDisposable
             var key = (m.Device, m.Inode);
             if (!seen.Add(key)) continue;
             if (!query.PathMatches(m.Path)) continue;
+            FilesMatchingPath++;
             var module = GetModule(pid, m, key);
             if (module is null) continue;
             var matches = Match(module, query);
