@@ -38,6 +38,12 @@ Describe 'Start-SyscallTrace -FilePath' {
         $first.ReturnValue | Should -Be 0
     }
 
+    It 'names every event of a launched program after the program, the launch event too, with <Engine>' -ForEach @{ Engine = 'Ptrace' }, @{ Engine = 'Bpf' } {
+        $events = @(Start-SyscallTrace -FilePath $Fixture -ArgumentList basic -Engine $Engine -RedirectStandardOutput /dev/null)
+        $events[0].Kind | Should -Be 'Launch'
+        @($events.ProcessName | Sort-Object -Unique) | Should -Be @('syscalls') -Because 'the launcher shell that execs the program is not the user''s'
+    }
+
     It 'matches strace -f for the same filter' {
         $out = Join-Path $Work 'strace.txt'
         & strace -f -qq -o $out -e trace=openat,read,close,write $Fixture basic > $null
