@@ -135,6 +135,9 @@ Describe 'Read-CoreDump' {
         foreach ($r in 'rip', 'rsp') {
             $gdb -match "(?m)^$r\s+(0x[0-9a-f]+)" | Should -BeTrue
             $regs | Should -Match "(?m)^$r\s*:\s*$($Matches[1])\s*$"
+            # Inside a thread's list, too (Format-List of a thread shows Registers as one line).
+            $thread = $core.CrashingThread | Format-List | Out-String -Width 300
+            $thread | Should -Match "Registers\s*:\s*.*\b$($r)=$($Matches[1])\b"
         }
         $regs | Should -Not -Match '(?m)^Rip\s*:\s*\d+\s*$'
         $bias = ($core.BuildIds | Where-Object Path -EQ $Exe).LoadBias

@@ -192,4 +192,10 @@ public sealed record X64Registers
     public string[]? Xmm { get; init; }
     /// <summary>ymm0-ymm15 upper halves from NT_X86_XSTATE, as 32 hex digits each, or null.</summary>
     public string[]? YmmHigh { get; init; }
+
+    /// <summary>
+    /// What a thread's list view (and a remote copy) shows for its Registers: the registers that place
+    /// the thread, in hex like every address; Format-List on the object shows them all.
+    /// </summary>
+    public override string ToString() => $"rip=0x{Rip:x} rsp=0x{Rsp:x} rbp=0x{Rbp:x} rax=0x{Rax:x} orig_rax={(long)OrigRax}";
 }
