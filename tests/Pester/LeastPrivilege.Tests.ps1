@@ -118,15 +118,17 @@ BeforeAll {
         $Record.Failed | Should -BeTrue -Because "$($Record.Name) must fail"
         $Record.Category | Should -BeExactly 'PermissionDenied'
         $Record.ErrorId | Should -BeExactly (Get-QualifiedId PermissionDenied $Command)
-        $Record.MissingCapability | Should -BeExactly $Capability
-        $Record.Message | Should -BeLike "*$Capability*"
+        if ($Capability) {
+            $Record.MissingCapability | Should -BeExactly $Capability
+            $Record.Message | Should -BeLike "*$Capability*"
+        } else { $Record.MissingCapability | Should -BeNullOrEmpty }   # a rule no capability lifts
         $Record.Message | Should -BeLike "*$Reason*"
+        @($Record.OutAdded) | Should -BeNullOrEmpty -Because 'no partial file may stay'
         Assert-NothingLeft $Record
     }
     function Assert-NothingLeft($Record) {
         $Record.BpfFds | Should -Be 0 -Because 'no BPF program, map, link or perf event may stay open'
-        @($Record.Children) | Should -BeNullOrEmpty -Because 'no tracer process may outlive the cmdlet'
-        @($Record.OutAdded | Where-Object { $_ -notlike 'own.core' }) | Should -BeNullOrEmpty -Because 'no partial file may stay'
+        @($Record.Children) | Should -BeNullOrEmpty -Because 'no tracer process (nor launched program) may outlive the cmdlet'
     }
 }
 
@@ -165,6 +167,21 @@ Describe 'Least privilege: an unprivileged user without any capability' {
     It 'Read-CoreDump of root''s mode 0600 core is PermissionDenied naming the mode and CAP_DAC_READ_SEARCH' {
         Assert-Denied $NoCaps.CoreOther 'Read-CoreDump' 'CAP_DAC_READ_SEARCH' "mode 0600, which does not let uid $Uid read it"
         $NoCaps.CoreOther.ExceptionType | Should -BeExactly 'PSLinuxTrace.Engine.TargetPermissionDeniedException'
+    }
+
+    It 'Save-ProcessSnapshot <Label> to a directory it may not write is PermissionDenied naming the mode and CAP_DAC_OVERRIDE, with no file and no program left' -ForEach @(
+        @{ Scenario = 'SnapshotUnwritable'; Label = '-Id'; File = '/etc/pslt-lp-own.core' }
+        @{ Scenario = 'SnapshotLaunchUnwritable'; Label = '-FilePath'; File = '/etc/pslt-lp-launch.core' }
+    ) {
+        Assert-Denied $NoCaps[$Scenario] 'Save-ProcessSnapshot' 'CAP_DAC_OVERRIDE' "its directory /etc has mode 0755, which does not let uid $Uid create files there"
+        Test-Path $File | Should -BeFalse
+        Assert-Untraced $UserSymbols.Id
+    }
+
+    It 'Start-SyscallTrace of its own pwsh is PermissionDenied by the module''s rule (no capability would help); Get-ProcessStack of it works' {
+        Assert-Denied $NoCaps.TraceSelf 'Start-SyscallTrace' $null 'a process cannot trace itself'
+        $NoCaps.StackSelf.Failed | Should -BeFalse -Because $NoCaps.StackSelf.Message
+        $NoCaps.StackSelf.Data.Threads | Should -BeGreaterThan 1
     }
 
     It '<Label> is PermissionDenied naming CAP_BPF and CAP_PERFMON' -ForEach @(
@@ -221,6 +238,22 @@ Describe 'Least privilege: an unprivileged user without any capability' {
         (& readelf -n $path | Where-Object { $_ -match 'NT_PRSTATUS' }) | Should -Not -BeNullOrEmpty
         (& stat -c %u $path) | Should -Be "$Uid"
         Assert-Untraced $UserSymbols.Id
+    }
+
+    It 'Save-ProcessSnapshot -Method WriteTracked (userfaultfd) and -FilePath work on its own processes' {
+        foreach ($r in $NoCaps.SnapshotOwnWriteTracked, $NoCaps.SnapshotLaunchOwn) {
+            $r.Failed | Should -BeFalse -Because $r.Message
+            (& readelf -h $r.Data.Path | Where-Object { $_ -match '^\s*Type:' }) | Should -BeLike '*CORE*'
+            Assert-NothingLeft $r
+        }
+        $NoCaps.SnapshotOwnWriteTracked.Data.Method | Should -BeExactly 'WriteTracked'
+    }
+
+    It 'Get-ProcSymbol without -Id finds its own process''s symbol and only counts the processes it may not read' {
+        $NoCaps.ProcSymbolAll.Failed | Should -BeFalse -Because $NoCaps.ProcSymbolAll.Message
+        $NoCaps.ProcSymbolAll.Data.Pids | Should -Contain $UserSymbols.Id
+        $NoCaps.ProcSymbolAll.Data.Pids | Should -Not -Contain $RootSymbols.Id
+        $NoCaps.ProcSymbolAll.Data.Warnings | Should -BeLike 'Skipped * process(es) this session may not read*'
     }
 
     It 'Read-CoreDump reads a core it owns: its pid, signal and crashing frame' {
@@ -288,6 +321,12 @@ Describe 'Least privilege: root without CAP_SYS_PTRACE' {
 }
 
 Describe 'Least privilege: nothing left behind' {
+    It 'no call, failed or not, left a BPF fd or a child process in its pwsh' {
+        foreach ($set in $NoCaps, $Bpf, $BpfWithoutDac, $RootWithoutPtrace) {
+            foreach ($r in $set.Values | Where-Object Name -ne 'Credentials') { Assert-NothingLeft $r }
+        }
+    }
+
     It 'no process of the user but its fixtures, and no file of its in /tmp or /dev/shm' {
         $mine = @($UserSymbols.Id, $UserLoop.Id)
         @(& pgrep -u $User | ForEach-Object { [int]$_ } | Where-Object { $_ -notin $mine }) | Should -BeNullOrEmpty

@@ -58,6 +58,12 @@ switch ($Mode) {
         Invoke-Scenario 'TraceOther' { Start-SyscallTrace -Id $RootLoopPid -Engine Ptrace -Timeout 1 }
         Invoke-Scenario 'SnapshotOther' { Save-ProcessSnapshot -Id $RootSymbolsPid -Path (Join-Path $Out 'other.core') }
         Invoke-Scenario 'CoreOther' { Read-CoreDump -LiteralPath $RootCore }
+        # Files it may not write: refused for the directory's mode, and a launched program does not outlive it.
+        Invoke-Scenario 'SnapshotUnwritable' { Save-ProcessSnapshot -Id $UserSymbolsPid -Path /etc/pslt-lp-own.core }
+        Invoke-Scenario 'SnapshotLaunchUnwritable' { Save-ProcessSnapshot -FilePath /bin/sleep -ArgumentList 5 -Path /etc/pslt-lp-launch.core }
+        # Its own pwsh: not traceable by the module's own rule; its stack is readable (the tracer is another process).
+        Invoke-Scenario 'TraceSelf' { Start-SyscallTrace -Id $PID -Timeout 1 }
+        Invoke-Scenario 'StackSelf' { @{ Threads = (Get-ProcessStack -Id $PID).Threads.Count } }
         # eBPF: refused for the capabilities.
         Invoke-Scenario 'TraceBpf' { Start-SyscallTrace -FilePath /bin/true -Engine Bpf }
         Invoke-Scenario 'WatchExec' { Watch-Exec -Timeout 1 }
@@ -81,6 +87,18 @@ switch ($Mode) {
         Invoke-Scenario 'SnapshotOwn' {
             $s = Save-ProcessSnapshot -Id $UserSymbolsPid -Path (Join-Path $Out 'own.core')
             @{ Path = $s.Path; Pid = $s.Pid; Method = $s.Method }
+        }
+        Invoke-Scenario 'SnapshotOwnWriteTracked' {
+            $s = Save-ProcessSnapshot -Id $UserSymbolsPid -Path (Join-Path $Out 'own-tracked.core') -Method WriteTracked
+            @{ Path = $s.Path; Pid = $s.Pid; Method = $s.Method }
+        }
+        Invoke-Scenario 'SnapshotLaunchOwn' {
+            $s = Save-ProcessSnapshot -FilePath /bin/sleep -ArgumentList 5 -Path (Join-Path $Out 'launch.core')
+            @{ Path = $s.Path; Method = $s.Method }
+        }
+        Invoke-Scenario 'ProcSymbolAll' {
+            $found = @(Get-ProcSymbol -Name pslt_function -WarningVariable warnings -WarningAction SilentlyContinue)
+            @{ Pids = @($found.Pid); Warnings = @($warnings | ForEach-Object { "$_" }) }
         }
         Invoke-Scenario 'CoreOwn' {
             $c = Read-CoreDump -LiteralPath $UserCore
