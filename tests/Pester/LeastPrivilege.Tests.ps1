@@ -290,6 +290,7 @@ Describe 'Least privilege: the user with CAP_BPF and CAP_PERFMON but not CAP_DAC
         @{ Scenario = 'WatchExec'; Command = 'Watch-Exec' }
         @{ Scenario = 'TraceBpf'; Command = 'Start-SyscallTrace' }
     ) {
+        (& stat -c %a /sys/kernel/tracing) | Should -Be '700' -Because 'tracefs is mounted with the kernel''s default mode (TRACEFS_DEFAULT_MODE)'
         Assert-Denied $BpfWithoutDac[$Scenario] $Command 'CAP_DAC_READ_SEARCH' 'tracefs is mounted there, but only its owner (root) may read it'
     }
 
