@@ -93,25 +93,38 @@ BeforeAll {
     & chmod 0600 $RootCore
 
     $script:UserTempBefore = @(& find /tmp /dev/shm -maxdepth 1 -user $User 2>$null)
-    function Invoke-Scenarios([string] $Mode, [string[]] $Credentials) {
+    # One child pwsh per credential set; sets that touch different targets run side by side.
+    function Start-Scenarios([string] $Mode, [string[]] $Credentials) {
         $result = Join-Path $UserHome "$Mode.json"
         $argv = $Credentials + '--' + 'env' + "HOME=$UserHome" + "TMPDIR=$UserHome/tmp" + $PwshLine + @('-NoProfile', '-NonInteractive',
             '-File', (Join-Path $Stage 'LeastPrivilegeScenarios.ps1'), '-Mode', $Mode, '-Module', (Join-Path $Stage 'PSLinuxTrace' 'PSLinuxTrace.psd1'),
             '-Result', $result, '-Out', $Out, '-RootSymbolsPid', $RootSymbols.Id, '-RootLoopPid', $RootLoop.Id, '-UserSymbolsPid', $UserSymbols.Id,
             '-UserLoopPid', $UserLoop.Id, '-RootCore', $RootCore, '-UserCore', $UserCore, '-Marker', $Marker)
-        $output = & setpriv @argv 2>&1
-        if (-not (Test-Path $result)) { throw "The $Mode scenarios wrote no result: $($output -join "`n")" }
+        $psi = [System.Diagnostics.ProcessStartInfo]::new('setpriv')
+        foreach ($a in $argv) { $psi.ArgumentList.Add($a) }
+        $psi.RedirectStandardOutput = $true
+        $psi.RedirectStandardError = $true
+        $p = [System.Diagnostics.Process]::Start($psi)
+        [pscustomobject]@{ Mode = $Mode; Result = $result; Process = $p; Output = $p.StandardOutput.ReadToEndAsync(); Errors = $p.StandardError.ReadToEndAsync() }
+    }
+    function Receive-Scenarios($Run) {
+        if (-not $Run.Process.WaitForExit(50000)) { $Run.Process.Kill(); throw "The $($Run.Mode) scenarios did not end within 50 s" }
+        if (-not (Test-Path $Run.Result)) { throw "The $($Run.Mode) scenarios wrote no result: $($Run.Output.Result)$($Run.Errors.Result)" }
         $byName = @{}
-        foreach ($r in (Get-Content -LiteralPath $result -Raw | ConvertFrom-Json)) { $byName[$r.Name] = $r }
+        foreach ($r in (Get-Content -LiteralPath $Run.Result -Raw | ConvertFrom-Json)) { $byName[$r.Name] = $r }
         $byName
     }
     $noCapsArgs = @('--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all')
     $bpfCaps = '-all,+bpf,+perfmon,+dac_read_search'
     $bpfOnlyCaps = '-all,+bpf,+perfmon'
-    $script:NoCaps = Invoke-Scenarios NoCaps ($AsUser + $noCapsArgs)
-    $script:Bpf = Invoke-Scenarios Bpf ($AsUser + "--inh-caps=$bpfCaps" + "--ambient-caps=$bpfCaps" + "--bounding-set=$bpfCaps")
-    $script:BpfWithoutDac = Invoke-Scenarios BpfWithoutDac ($AsUser + "--inh-caps=$bpfOnlyCaps" + "--ambient-caps=$bpfOnlyCaps" + "--bounding-set=$bpfOnlyCaps")
-    $script:RootWithoutPtrace = Invoke-Scenarios RootWithoutPtrace @('--inh-caps=-sys_ptrace', '--bounding-set=-sys_ptrace')
+    # NoCaps and RootWithoutPtrace both work on the user's fixtures (one may attach while the other is refused): not together.
+    $runs = @(
+        Start-Scenarios NoCaps ($AsUser + $noCapsArgs)
+        Start-Scenarios Bpf ($AsUser + "--inh-caps=$bpfCaps" + "--ambient-caps=$bpfCaps" + "--bounding-set=$bpfCaps")
+        Start-Scenarios BpfWithoutDac ($AsUser + "--inh-caps=$bpfOnlyCaps" + "--ambient-caps=$bpfOnlyCaps" + "--bounding-set=$bpfOnlyCaps")
+    )
+    $script:NoCaps, $script:Bpf, $script:BpfWithoutDac = $runs | ForEach-Object { , (Receive-Scenarios $_) }
+    $script:RootWithoutPtrace = Receive-Scenarios (Start-Scenarios RootWithoutPtrace @('--inh-caps=-sys_ptrace', '--bounding-set=-sys_ptrace'))
 
     # What a refused call must look like: the cmdlet's PermissionDenied id and category, the reason, and nothing left.
     function Assert-Denied($Record, [string] $Command, [string] $Capability, [string] $Reason) {
@@ -278,6 +291,13 @@ Describe 'Least privilege: the user with CAP_BPF, CAP_PERFMON and CAP_DAC_READ_S
         $Bpf.TraceBpfOwn.Data.Engines | Should -Be 'Bpf'
         $Bpf.TraceBpfOwn.Data.Execve | Should -Be 1
         $Bpf.TraceBpfOwn.BpfFds | Should -Be 0
+    }
+
+    It 'Start-SyscallTrace -Engine Bpf -Id sees root''s process too: CAP_PERFMON is system-wide, the uid rule is ptrace''s' {
+        $Bpf.TraceBpfOther.Failed | Should -BeFalse -Because $Bpf.TraceBpfOther.Message
+        $Bpf.TraceBpfOther.Data.Calls | Should -BeGreaterThan 0
+        $Bpf.TraceBpfOther.Data.Pids | Should -Be $RootLoop.Id
+        Assert-Untraced $RootLoop.Id
     }
 
     It 'Watch-Exec -ContainerOf root''s process is PermissionDenied naming CAP_SYS_PTRACE (its /proc/PID/ns/pid)' {

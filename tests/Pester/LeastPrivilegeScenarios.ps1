@@ -107,15 +107,25 @@ switch ($Mode) {
     }
     'Bpf' {
         Invoke-Scenario 'WatchExecOwn' {
-            # An exec loop of the user's own, started before the watch and outliving its start.
-            $loop = Start-Process -FilePath /bin/sh -ArgumentList '-c', "`"for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do $Marker; sleep 0.1; done`"" -PassThru
-            try { $events = @(Watch-Exec -Name (Split-Path -Leaf $Marker) -Count 2 -Timeout 10) }
-            finally { $loop | Stop-Process -ErrorAction Ignore; $loop.WaitForExit() }
+            # The watch in a thread of this pwsh; this thread runs the marker (its own child, reaped) until the watch has its two.
+            $job = Start-ThreadJob -ArgumentList $Module, (Split-Path -Leaf $Marker) -ScriptBlock {
+                param($module, $name)
+                Import-Module $module
+                Watch-Exec -Name $name -Count 2 -Timeout 20 -ErrorAction Stop
+            }
+            $deadline = [DateTime]::UtcNow.AddSeconds(20)
+            while ($job.State -in 'NotStarted', 'Running' -and [DateTime]::UtcNow -lt $deadline) { & $Marker; Start-Sleep -Milliseconds 100 }
+            $events = @(Receive-Job $job -Wait -AutoRemoveJob)
             @{ Count = $events.Count; Uids = @($events.UserId | Select-Object -Unique); Files = @($events.Filename | Select-Object -Unique) }
         }
         Invoke-Scenario 'TraceBpfOwn' {
             $events = Start-SyscallTrace -FilePath /bin/true -Engine Bpf -Syscall execve
             @{ Engines = @($events.Engine | Select-Object -Unique); Execve = @($events | Where-Object Name -eq 'execve').Count }
+        }
+        # System-wide tracepoints: with CAP_PERFMON the kernel shows every process's calls, root's too.
+        Invoke-Scenario 'TraceBpfOther' {
+            $events = Start-SyscallTrace -Engine Bpf -Id $RootLoopPid -Syscall getppid -Timeout 1
+            @{ Calls = @($events | Where-Object { $_.EventType -eq 'Syscall' -and $_.Name -eq 'getppid' }).Count; Pids = @($events.Pid | Select-Object -Unique) }
         }
         Invoke-Scenario 'ContainerOfOther' { Watch-Exec -ContainerOf $RootSymbolsPid -Timeout 1 }
     }
