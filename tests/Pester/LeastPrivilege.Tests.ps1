@@ -49,7 +49,9 @@ BeforeAll {
     Copy-Item /bin/true $Marker
     $script:Out = Join-Path $Stage 'out'       # the user's: where its snapshots and cores go
     $script:UserHome = Join-Path $Stage 'home'
+    # One output folder per credential set: the sets run side by side, and each checks that its refusals add no file to its own.
     New-Item -ItemType Directory -Path $Out, $UserHome, (Join-Path $UserHome 'tmp') | Out-Null
+    foreach ($mode in 'NoCaps', 'Bpf', 'BpfWithoutDac', 'RootWithoutPtrace') { New-Item -ItemType Directory -Path (Join-Path $Out $mode) | Out-Null }
     & chown -R "${Uid}:$Gid" $Out $UserHome
     & chmod 0700 $Out
 
@@ -98,7 +100,7 @@ BeforeAll {
         $result = Join-Path $UserHome "$Mode.json"
         $argv = $Credentials + '--' + 'env' + "HOME=$UserHome" + "TMPDIR=$UserHome/tmp" + $PwshLine + @('-NoProfile', '-NonInteractive',
             '-File', (Join-Path $Stage 'LeastPrivilegeScenarios.ps1'), '-Mode', $Mode, '-Module', (Join-Path $Stage 'PSLinuxTrace' 'PSLinuxTrace.psd1'),
-            '-Result', $result, '-Out', $Out, '-RootSymbolsPid', $RootSymbols.Id, '-RootLoopPid', $RootLoop.Id, '-UserSymbolsPid', $UserSymbols.Id,
+            '-Result', $result, '-Out', (Join-Path $Out $Mode), '-RootSymbolsPid', $RootSymbols.Id, '-RootLoopPid', $RootLoop.Id, '-UserSymbolsPid', $UserSymbols.Id,
             '-UserLoopPid', $UserLoop.Id, '-RootCore', $RootCore, '-UserCore', $UserCore, '-Marker', $Marker)
         $psi = [System.Diagnostics.ProcessStartInfo]::new('setpriv')
         foreach ($a in $argv) { $psi.ArgumentList.Add($a) }
@@ -174,7 +176,7 @@ Describe 'Least privilege: an unprivileged user without any capability' {
         Assert-Untraced $RootSymbols.Id
         Assert-Untraced $RootLoop.Id
         $NoCaps.SnapshotOther.OutAdded | Should -BeNullOrEmpty
-        Test-Path (Join-Path $Out 'other.core') | Should -BeFalse
+        Test-Path (Join-Path $Out 'NoCaps' 'other.core') | Should -BeFalse
     }
 
     It 'Read-CoreDump of root''s mode 0600 core is PermissionDenied naming the mode and CAP_DAC_READ_SEARCH' {
@@ -246,7 +248,7 @@ Describe 'Least privilege: an unprivileged user without any capability' {
     It 'Save-ProcessSnapshot writes a core of its own process that readelf reads' {
         $NoCaps.SnapshotOwn.Failed | Should -BeFalse -Because $NoCaps.SnapshotOwn.Message
         $NoCaps.SnapshotOwn.Data.Pid | Should -Be $UserSymbols.Id
-        $path = Join-Path $Out 'own.core'
+        $path = Join-Path $Out 'NoCaps' 'own.core'
         (& readelf -h $path | Where-Object { $_ -match '^\s*Type:' }) | Should -BeLike '*CORE*'
         (& readelf -n $path | Where-Object { $_ -match 'NT_PRSTATUS' }) | Should -Not -BeNullOrEmpty
         (& stat -c %u $path) | Should -Be "$Uid"
@@ -337,7 +339,7 @@ Describe 'Least privilege: root without CAP_SYS_PTRACE' {
     It 'leaves the user''s targets running and untraced' {
         Assert-Untraced $UserSymbols.Id
         Assert-Untraced $UserLoop.Id
-        Test-Path (Join-Path $Out 'root-nocap.core') | Should -BeFalse
+        Test-Path (Join-Path $Out 'RootWithoutPtrace' 'root-nocap.core') | Should -BeFalse
     }
 }
 

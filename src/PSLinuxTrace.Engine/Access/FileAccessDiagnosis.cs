@@ -17,17 +17,19 @@ public static class FileAccessDiagnosis
         string full = Path.GetFullPath(path);
         // Creating a file needs write and search permission on its directory; reading needs read on the file.
         string checkedPath = write && !File.Exists(full) ? Path.GetDirectoryName(full) ?? "/" : full;
-        string what = checkedPath == full ? "it" : $"its directory {checkedPath}";
+        bool inDirectory = checkedPath != full;
+        string what = inDirectory ? $"its directory {checkedPath}" : "it";
+        string denied = !write ? "read it" : inDirectory ? "create files there" : "write it";
         string mode = ModeOf(checkedPath);
         string uid = EffectiveUid();
         string missing = write ? "CAP_DAC_OVERRIDE" : "CAP_DAC_READ_SEARCH";
         bool haveBypass = write ? Has(CapDacOverride) : Has(CapDacReadSearch) || Has(CapDacOverride);
         string reason = haveBypass
             ? "the file modes would let this process through, so a security module or a read-only mount probably refused it"
-            : $"{what} has mode {mode}, which does not let uid {uid} {(write ? "create files there" : "read it")}, and this process lacks {missing}" +
+            : $"{what} has mode {mode}, which does not let uid {uid} {denied}, and this process lacks {missing}" +
               $"{(write ? "" : " (or CAP_DAC_OVERRIDE)")}, which lets a process {(write ? "write" : "read")} any file";
         return new TargetPermissionDeniedException($"Permission denied {(write ? "writing" : "reading")} {full}: {reason}.", haveBypass ? null : missing, inner,
-            write ? "Choose a -Path in a directory you can write." : "Read it as its owner or as root (sudo), or copy it somewhere you can read it.");
+            write ? "Choose a -Path you can write." : "Read it as its owner or as root (sudo), or copy it somewhere you can read it.");
     }
 
     private static string ModeOf(string path)
