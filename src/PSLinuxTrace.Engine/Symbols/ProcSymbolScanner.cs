@@ -209,9 +209,21 @@ public sealed class ProcSymbolScanner : IDisposable
                 if (!ProcFs.Exists(pid)) throw new ProcessNotFoundException(pid);
             }
         }
+        // /proc/PID/maps can be readable where /proc/PID/root is not (mm_access lets CAP_PERFMON read a
+        // process's memory map, kernel/fork.c; the root link needs ptrace access): then no module of the
+        // process can be opened, which is a refusal to say, not an empty result.
+        if (info is null && RootLinkDenied(pid))
+            throw Access.AccessDiagnosis.Explain(pid, $"reading {ProcFs.Root}/{pid}/root (to open {m.Path})", Interop.Errno.EACCES);
         // A file we could not open is not cached: another process may be able to show it to us.
         if (info is not null || !m.IsDeleted) _modules[key] = info;
         return info;
+    }
+
+    // readlink of /proc/PID/root fails (EACCES) when ptrace_may_access refuses us (fs/proc/base.c proc_root_link).
+    private static bool RootLinkDenied(int pid)
+    {
+        try { return new FileInfo($"{ProcFs.Root}/{pid}/root").LinkTarget is null && ProcFs.Exists(pid); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return true; }
     }
 
     private string? SafeBuildId(ElfFile elf, string path)
