@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Unwind;
 using PSLinuxTrace.Engine.Wire;
+using PSLinuxTrace.Engine.Managed;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
@@ -77,8 +78,11 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
             var memory = new CapturedMemory(c.Threads, live);
             var layout = ModuleLayout.FromMaps(MemoryMapping.ParseAll(c.Maps), c.Auxv, c.ProcessName);
             var map = _lease.Symbolizer.MapModules(memory, layout, warn: warnings.Add);
+            using var managed = ManagedStacks.FindRuntime(map) is null ? null
+                : ManagedStacks.TryOpen($"process {c.Pid}", c.Pid, map, memory, c.Threads.GroupBy(t => t.Tid).ToDictionary(g => g.Key, g => g.First().Registers),
+                    null, warnings.Add, log);
             var threads = c.Threads.Select(t => new CoreThread(t.Tid, false, null, 0, t.Registers,
-                _lease.Symbolizer.Backtrace(map, t.Registers.ToUserRegs(), MaxFrames, memory)) { Name = t.Name }).ToArray();
+                StackInterleaver.Backtrace(_lease.Symbolizer, map, t.Registers, t.Tid, MaxFrames, memory, managed)) { Name = t.Name }).ToArray();
             foreach (var w in warnings.Skip(c.Warnings.Length)) log.LogWarning("{Message}", w);
             return new ProcessStack
             {
