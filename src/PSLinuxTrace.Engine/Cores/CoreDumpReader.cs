@@ -14,6 +14,8 @@ public sealed record CoreDumpOptions
     public string? SysRoot { get; init; }
     public bool Backtraces { get; init; } = true;
     public int MaxFrames { get; init; } = 256;
+    /// <summary>Managed frames for cores of .NET processes (ClrMD over the runtime's DAC); false: native frames only.</summary>
+    public bool ManagedFrames { get; init; } = true;
     /// <summary>Called while a compressed core is decompressed: compressed bytes read so far, and the file's size.</summary>
     public Action<long, long>? DecompressionProgress { get; init; }
 }
@@ -102,7 +104,7 @@ public sealed class CoreDumpReader : IDisposable
     {
         var threads = new CoreThread[core.Threads.Count];
         var registers = core.Threads.Select(CoreDumpBuilder.Registers).ToArray();
-        using var managed = options.Backtraces ? OpenManaged(core, path, map, registers, options, warn) : null;
+        using var managed = options.Backtraces && options.ManagedFrames ? OpenManaged(core, path, map, registers, options, warn) : null;
         int processSignal = core.Threads[0].Status.CurSig;
         for (int i = 0; i < threads.Length; i++)
         {

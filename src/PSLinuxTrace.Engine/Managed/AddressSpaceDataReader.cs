@@ -33,7 +33,9 @@ internal sealed class AddressSpaceDataReader(string name, int pid, IAddressSpace
     {
         foreach (var m in map.Modules)
         {
-            if (m.IsVdso) continue;
+            // The ELF modules only (libcoreclr.so is how ClrMD finds the runtime; the DAC asks for images by
+            // name): the DAC finds the assemblies itself in the runtime's data, and a pwsh maps hundreds of them.
+            if (m.IsVdso || !m.Matches) continue;
             // The image base is the mapping of file offset 0, where the ELF (or PE) header is.
             var first = m.Mappings.FirstOrDefault(x => x.FileOffset == 0);
             if (first.Path is null) continue;
@@ -59,10 +61,42 @@ internal sealed class AddressSpaceDataReader(string name, int pid, IAddressSpace
 
     public void FlushCachedData() { }
 
+    // The DAC reads the runtime's structures a few bytes at a time, each a system call on a live process
+    // (/proc/PID/mem): pages are read once per source and kept. A capture's stacks are copies anyway, and
+    // the rest of a live process is read after the pause, so caching loses no consistency.
+    private const int PageSize = 4096;
+    private const int MaxCachedPages = 16384; // 64 MiB at most
+    private readonly Dictionary<ulong, byte[]?> _pages = new();
+
     public int Read(ulong address, Span<byte> buffer)
     {
-        try { return memory.Read(address, buffer); }
-        catch (LinuxTraceException) { return 0; } // the live process is gone: that memory is just unreadable
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            ulong at = address + (ulong)done;
+            ulong page = at & ~(ulong)(PageSize - 1);
+            var bytes = Page(page);
+            int inPage = (int)(at - page);
+            if (bytes is null || bytes.Length <= inPage) break;
+            int n = Math.Min(buffer.Length - done, bytes.Length - inPage);
+            bytes.AsSpan(inPage, n).CopyTo(buffer[done..]);
+            done += n;
+            if (bytes.Length < PageSize) break; // the readable memory ends inside this page
+        }
+        return done;
+    }
+
+    /// <summary>The readable bytes of one page (fewer than a page where memory ends), or null when none are.</summary>
+    private byte[]? Page(ulong page)
+    {
+        if (_pages.TryGetValue(page, out var cached)) return cached;
+        var bytes = new byte[PageSize];
+        int n;
+        try { n = memory.Read(page, bytes); }
+        catch (LinuxTraceException) { n = 0; } // the live process is gone: that memory is just unreadable
+        var result = n == 0 ? null : n == PageSize ? bytes : bytes[..n];
+        if (_pages.Count < MaxCachedPages) _pages[page] = result;
+        return result;
     }
 
     public bool Read<T>(ulong address, out T value) where T : unmanaged

@@ -49,9 +49,10 @@ public static class ManagedStacks
         }
         try
         {
+            var opening = System.Diagnostics.Stopwatch.StartNew();
             var source = OpenClrMd(name, pid, memory, map, registers, dac, sysRoot, log);
             Interlocked.Increment(ref _opened);
-            log.LogDebug("{Name}: managed frames through ClrMD with {Dac}.", name, dac);
+            log.LogDebug("{Name}: managed frames through ClrMD with {Dac} (opened in {Ms:F1} ms).", name, dac, opening.Elapsed.TotalMilliseconds);
             return source;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

@@ -25,6 +25,9 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
     /// <summary>Frames per thread at most.</summary>
     public int MaxFrames { get; init; } = 256;
 
+    /// <summary>Managed frames for .NET processes (ClrMD over the runtime's DAC); false: native frames only, as for any process.</summary>
+    public bool ManagedFrames { get; init; } = true;
+
     /// <summary>
     /// Captures each process in turn and calls <paramref name="onStack"/> with its stacks, or
     /// <paramref name="onError"/> with why it could not, on the calling thread, while the tracer process
@@ -78,7 +81,7 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
             var memory = new CapturedMemory(c.Threads, live);
             var layout = ModuleLayout.FromMaps(MemoryMapping.ParseAll(c.Maps), c.Auxv, c.ProcessName);
             var map = _lease.Symbolizer.MapModules(memory, layout, warn: warnings.Add);
-            using var managed = ManagedStacks.FindRuntime(map) is null ? null
+            using var managed = !ManagedFrames || ManagedStacks.FindRuntime(map) is null ? null
                 : ManagedStacks.TryOpen($"process {c.Pid}", c.Pid, map, memory, c.Threads.GroupBy(t => t.Tid).ToDictionary(g => g.Key, g => g.First().Registers),
                     null, warnings.Add, log);
             var threads = c.Threads.Select(t => new CoreThread(t.Tid, false, null, 0, t.Registers,
