@@ -52,6 +52,15 @@ Describe 'Read-CoreDump' {
         $core.Executable | Should -Be $Exe
     }
 
+    It 'does not load ClrMD for a core of a program without a .NET runtime' {
+        # A fresh pwsh, so no other test's .NET target has loaded it: managed frames cost nothing here.
+        # This pwsh again: its own executable, or `dotnet pwsh.dll` when it runs as a dotnet tool.
+        $pwsh = [Environment]::ProcessPath
+        [string[]] $dll = if ((Split-Path -Leaf $pwsh) -eq 'dotnet') { @(Join-Path $PSHOME 'pwsh.dll') } else { @() }
+        $out = & $pwsh @dll -NoProfile -NonInteractive -c "Import-Module '$ModulePath'; `$c = Read-CoreDump -Path '$SegvCore'; `$c.CrashingThread.Frames[0].Kind; [AppDomain]::CurrentDomain.GetAssemblies().GetName().Name -contains 'Microsoft.Diagnostics.Runtime'"
+        $out | Should -Be @('Native', 'False')
+    }
+
     It 'names the frames of every thread as gdb does' {
         $core = Read-CoreDump -Path $AbortCore
         $core.Threads | Should -HaveCount 8
