@@ -110,6 +110,13 @@ public sealed partial class CallFrameInfo
         return Combine(fromEh, fromDebug);
     }
 
+    /// <summary>CFI from bytes held in memory (an .eh_frame linked at <paramref name="address"/>, or a .debug_frame): the fuzzing entry.</summary>
+    internal static CallFrameInfo FromBytes(byte[] data, ulong address, bool isDebugFrame, string name = "<bytes>") =>
+        new(name, data, isDebugFrame ? 0 : address, isDebugFrame);
+
+    /// <summary>Where each FDE begins, in address order (for tests and fuzzing, which look rows up there).</summary>
+    internal IEnumerable<ulong> FdeStarts() => _parts?.SelectMany(p => p.FdeStarts()) ?? _fdes.Select(f => f.Begin);
+
     /// <summary>CFI searched in the given order (e.g. a file's own, then its separate debug file's); null when all are null.</summary>
     public static CallFrameInfo? Combine(params CallFrameInfo?[] parts)
     {
