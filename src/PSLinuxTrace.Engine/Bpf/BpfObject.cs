@@ -136,9 +136,12 @@ public sealed class BpfObject
             if (!usesText) return own;
             if (text is null || text.Size % 8 != 0) throw new BadInputFormatException($"{name}: {section.Name} calls into a missing or malformed .text section.");
             int textBase = own.Length / 8;
-            byte[] all = new byte[own.Length + (int)text.Size];
+            // .text's bytes are bounds-checked before the buffer is sized: a size past the file must
+            // not become a huge (or truncated int) allocation first (found by fuzzing).
+            ReadOnlySpan<byte> textBytes = elf.GetSectionBytes(text);
+            byte[] all = new byte[own.Length + textBytes.Length];
             own.CopyTo(all, 0);
-            elf.GetSectionBytes(text).CopyTo(all.AsSpan(own.Length));
+            textBytes.CopyTo(all.AsSpan(own.Length));
             textRefs.AddRange(Relocate(text, all, textBase, out _));
             foreach (ElfSymbol f in symbols.All.Where(f => f.SectionIndex == text.Index && f.Kind == ElfSymbolKind.Function).OrderBy(f => f.Value))
                 _functions.Add((textBase + (int)(f.Value / 8), f.Name));
