@@ -157,7 +157,8 @@ public sealed partial class CallFrameInfo
                 if (cie.HasAugmentationData)
                 {
                     ulong augLen = c.Uleb();
-                    if (augLen > (ulong)(end - c.Position)) throw new BadInputFormatException($"{_name}: FDE augmentation runs past its entry.");
+                    // c.Position past end made the room negative and the instructions start before the section (found by fuzzing).
+                    if (c.Position > end || augLen > (ulong)(end - c.Position)) throw new BadInputFormatException($"{_name}: FDE augmentation runs past its entry.");
                     c.Position += (int)augLen;
                 }
                 if (begin != 0 && range != 0 && c.Position <= end)
@@ -194,6 +195,8 @@ public sealed partial class CallFrameInfo
         {
             hasAug = true;
             ulong augLen = c.Uleb();
+            // A CIE whose header already ran past its end made this negative, and the CIE's instructions start before the section (found by fuzzing).
+            if (c.Position > end) throw new BadInputFormatException($"{_name}: CIE at 0x{pos:x} is shorter than its own header.");
             int augEnd = c.Position + (int)Math.Min(augLen, (ulong)(end - c.Position));
             foreach (char ch in aug.AsSpan(1))
             {
