@@ -27,7 +27,7 @@ public class FuzzReplayTests(ITestOutputHelper output)
 
     public static TheoryData<string> Targets() => new(FuzzTargets.All.Select(t => t.Name));
 
-    private sealed record Outcome(int Index, string What, bool Typed, TimeSpan Time, long Allocated, string? Failure);
+    private sealed record Outcome(int Index, string What, bool Typed, TimeSpan Time, long Allocated, string? Failure, bool TooSlow);
 
     [Theory, MemberData(nameof(Targets))]
     public void OnlyTypedErrorsQuicklyAndInBoundedMemory(string name)
@@ -49,6 +49,13 @@ public class FuzzReplayTests(ITestOutputHelper output)
             outcomes[i] = Run(target, i, fromCorpus ? Path.GetFileName(files[i]) : $"mutant {i - corpus.Length}", input);
         }));
         Assert.True(worker.Wait(Deadline), $"{name}: the replay did not finish in {Deadline}: a parser loops (see which outcomes are missing)");
+        // Over the time limit once can be the machine (a GC pause, a preempted worker on shared cores):
+        // such an input runs again alone, and fails only when it is over the limit again.
+        foreach (var slow in outcomes.Where(o => o.TooSlow).ToList())
+        {
+            byte[] input = slow.Index < corpus.Length ? corpus[slow.Index] : mutator.Mutant(slow.Index - corpus.Length);
+            outcomes[slow.Index] = Run(target, slow.Index, slow.What + " (run again)", input);
+        }
 
         var failures = outcomes.Where(o => o.Failure is not null).ToList();
         var slowest = outcomes.MaxBy(o => o.Time)!;
@@ -93,10 +100,11 @@ public class FuzzReplayTests(ITestOutputHelper output)
         }
         clock.Stop();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        if (failure is null && clock.Elapsed > MaxInputTime) failure = $"took {clock.Elapsed.TotalMilliseconds:F0} ms";
+        bool tooSlow = failure is null && clock.Elapsed > MaxInputTime;
+        if (tooSlow) failure = $"took {clock.Elapsed.TotalMilliseconds:F0} ms";
         if (failure is null && allocated > MaxAllocatedBytes) failure = $"allocated {allocated} bytes";
         if (failure is not null) failure = $"{target.Name} {what} (saved as {Save(target, what, input)}): {failure}";
-        return new Outcome(index, what, typed, clock.Elapsed, allocated, failure);
+        return new Outcome(index, what, typed, clock.Elapsed, allocated, failure, tooSlow);
     }
 
     /// <summary>A failing input as a file, to replay with `dotnet out/fuzz/bin/PSLinuxTrace.Fuzz.dll replay TARGET FILE` and to keep in the corpus once fixed.</summary>
