@@ -74,7 +74,8 @@ public sealed class BpfObject
             foreach (ElfSymbol sym in symbols.All)
             {
                 if (sym.SectionIndex != mapsSection.Index || sym.Kind != ElfSymbolKind.Object) continue;
-                if (sym.Value + MapDefSize > (ulong)bytes.Length)
+                // Not sym.Value + MapDefSize: a value near 2^64 wrapped past this check (found by fuzzing).
+                if (sym.Value > (ulong)bytes.Length || (ulong)bytes.Length - sym.Value < MapDefSize)
                     throw new BadInputFormatException($"{name}: map '{sym.Name}' lies outside the maps section.");
                 var d = bytes.Slice((int)sym.Value, MapDefSize);
                 maps.Add(new BpfMapSpec(sym.Name, U32(d, 0), U32(d, 4), U32(d, 8), U32(d, 12), U32(d, 16)));
@@ -136,9 +137,12 @@ public sealed class BpfObject
             if (!usesText) return own;
             if (text is null || text.Size % 8 != 0) throw new BadInputFormatException($"{name}: {section.Name} calls into a missing or malformed .text section.");
             int textBase = own.Length / 8;
-            byte[] all = new byte[own.Length + (int)text.Size];
+            // .text's bytes are bounds-checked before the buffer is sized: a size past the file must
+            // not become a huge (or truncated int) allocation first (found by fuzzing).
+            ReadOnlySpan<byte> textBytes = elf.GetSectionBytes(text);
+            byte[] all = new byte[own.Length + textBytes.Length];
             own.CopyTo(all, 0);
-            elf.GetSectionBytes(text).CopyTo(all.AsSpan(own.Length));
+            textBytes.CopyTo(all.AsSpan(own.Length));
             textRefs.AddRange(Relocate(text, all, textBase, out _));
             foreach (ElfSymbol f in symbols.All.Where(f => f.SectionIndex == text.Index && f.Kind == ElfSymbolKind.Function).OrderBy(f => f.Value))
                 _functions.Add((textBase + (int)(f.Value / 8), f.Name));
@@ -165,8 +169,12 @@ public sealed class BpfObject
             {
                 if (r.SymbolIndex >= symbols.Count) throw new BadInputFormatException($"{name}: relocation symbol {r.SymbolIndex} out of range.");
                 ElfSymbol target = symbols[(int)r.SymbolIndex];
+                // Within the section's own instructions: an offset near 2^64 wrapped past a check on
+                // baseInsn * 8 + offset, to a negative index or into another section's code (the sibling of a fuzzing find).
+                if (r.Offset % 8 != 0 || section.Size < 8 || r.Offset > section.Size - 8)
+                    throw new BadInputFormatException($"{name}: relocation at {r.Offset} in {section.Name} is not on an instruction.");
                 ulong at = (ulong)baseInsn * 8 + r.Offset;
-                if (r.Offset % 8 != 0 || at + 8 > (ulong)insns.Length)
+                if (at + 8 > (ulong)insns.Length)
                     throw new BadInputFormatException($"{name}: relocation at {r.Offset} in {section.Name} is not on an instruction.");
                 int idx = (int)(at / 8);
                 int imm = BinaryPrimitives.ReadInt32LittleEndian(insns.AsSpan((int)at + 4));

@@ -41,7 +41,7 @@ public sealed class Btf
             _typeOffsets.Add(p);
             uint info = U32(p + 4);
             int vlen = (int)(info & 0xffff), kind = (int)((info >> 24) & 0x1f);
-            p += 12 + kind switch
+            int size = 12 + kind switch
             {
                 KindInt or KindVar or KindDeclTag => 4,
                 KindArray => 12,
@@ -50,6 +50,9 @@ public sealed class Btf
                 KindPtr or KindFwd or KindTypedef or KindVolatile or KindConst or KindRestrict or KindFunc or KindFloat or KindTypeTag => 0,
                 _ => throw new BadInputFormatException($"Unknown BTF kind {kind} at offset {p}."),
             };
+            // The members, parameters or enumerators that follow the record must lie in the section too (found by fuzzing).
+            if (size > end - p) throw new BadInputFormatException($"BTF type {_typeOffsets.Count - 1} ({vlen} entries) runs past the type section.");
+            p += size;
         }
     }
 
@@ -143,9 +146,13 @@ public sealed class Btf
         return id;
     }
 
-    private bool TryFindMember(int id, string name, out uint bitOffset, out int type)
+    // Anonymous structs/unions nest a few levels in real kernels; deeper is a loop of types (found by fuzzing).
+    private const int MaxAnonymousDepth = 32;
+
+    private bool TryFindMember(int id, string name, out uint bitOffset, out int type, int depth = 0)
     {
         bitOffset = 0; type = 0;
+        if (depth > MaxAnonymousDepth) throw new BadInputFormatException($"BTF anonymous members nest deeper than {MaxAnonymousDepth} levels at type {id}: a loop.");
         if (id <= 0 || id >= _typeOffsets.Count || Kind(id) is not (KindStruct or KindUnion)) return false;
         int p = _typeOffsets[id] + 12;
         bool kflag = KindFlag(id);
@@ -157,7 +164,7 @@ public sealed class Btf
             if (mtype >= _typeOffsets.Count) throw new BadInputFormatException($"BTF member type {mtype} out of range.");
             string n = Str(nameOff);
             if (n == name) { bitOffset = off; type = (int)mtype; return true; }
-            if (n.Length == 0 && TryFindMember(Resolve((int)mtype), name, out uint inner, out type))
+            if (n.Length == 0 && TryFindMember(Resolve((int)mtype), name, out uint inner, out type, depth + 1))
             {
                 bitOffset = off + inner;
                 return true;

@@ -110,6 +110,13 @@ public sealed partial class CallFrameInfo
         return Combine(fromEh, fromDebug);
     }
 
+    /// <summary>CFI from bytes held in memory (an .eh_frame linked at <paramref name="address"/>, or a .debug_frame): the fuzzing entry.</summary>
+    internal static CallFrameInfo FromBytes(byte[] data, ulong address, bool isDebugFrame, string name = "<bytes>") =>
+        new(name, data, isDebugFrame ? 0 : address, isDebugFrame);
+
+    /// <summary>Where each FDE begins, in address order (for tests and fuzzing, which look rows up there).</summary>
+    internal IEnumerable<ulong> FdeStarts() => _parts?.SelectMany(p => p.FdeStarts()) ?? _fdes.Select(f => f.Begin);
+
     /// <summary>CFI searched in the given order (e.g. a file's own, then its separate debug file's); null when all are null.</summary>
     public static CallFrameInfo? Combine(params CallFrameInfo?[] parts)
     {
@@ -150,7 +157,8 @@ public sealed partial class CallFrameInfo
                 if (cie.HasAugmentationData)
                 {
                     ulong augLen = c.Uleb();
-                    if (augLen > (ulong)(end - c.Position)) throw new BadInputFormatException($"{_name}: FDE augmentation runs past its entry.");
+                    // c.Position past end made the room negative and the instructions start before the section (found by fuzzing).
+                    if (c.Position > end || augLen > (ulong)(end - c.Position)) throw new BadInputFormatException($"{_name}: FDE augmentation runs past its entry.");
                     c.Position += (int)augLen;
                 }
                 if (begin != 0 && range != 0 && c.Position <= end)
@@ -187,6 +195,8 @@ public sealed partial class CallFrameInfo
         {
             hasAug = true;
             ulong augLen = c.Uleb();
+            // A CIE whose header already ran past its end made this negative, and the CIE's instructions start before the section (found by fuzzing).
+            if (c.Position > end) throw new BadInputFormatException($"{_name}: CIE at 0x{pos:x} is shorter than its own header.");
             int augEnd = c.Position + (int)Math.Min(augLen, (ulong)(end - c.Position));
             foreach (char ch in aug.AsSpan(1))
             {

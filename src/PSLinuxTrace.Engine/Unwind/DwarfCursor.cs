@@ -27,7 +27,8 @@ internal ref struct DwarfCursor
 
     private ReadOnlySpan<byte> Take(int n)
     {
-        if (n < 0 || Position > _data.Length - n) throw new BadInputFormatException($"DWARF data ends early (need {n} bytes at offset {Position} of {_data.Length}).");
+        // A position moved by a length from the data can be negative (an int cast of a huge ULEB128): found by fuzzing.
+        if (n < 0 || Position < 0 || Position > _data.Length - n) throw new BadInputFormatException($"DWARF data ends early (need {n} bytes at offset {Position} of {_data.Length}).");
         var s = _data.Slice(Position, n);
         Position += n;
         return s;
