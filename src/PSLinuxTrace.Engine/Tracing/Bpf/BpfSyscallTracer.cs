@@ -75,7 +75,9 @@ public sealed partial class BpfSyscallTracer
         t.Load();
         try
         {
-            int pid = TraceeLauncher.SpawnStopped(path, arguments, stdinPath, stdoutPath, stderrPath, options.WorkingDirectory);
+            // No PTRACE_O_EXITKILL here: the program is made to die with the calling thread (the cmdlet's, which
+            // drains the trace until the program has exited or is killed), so a pwsh killed by SIGKILL takes it along.
+            int pid = TraceeLauncher.SpawnStopped(path, arguments, stdinPath, stdoutPath, stderrPath, options.WorkingDirectory, dieWithParent: true);
             t._launchedPid = pid;
             // The shell's own calls until its execve of the program are not reported (TF_SUPPRESS).
             t.AddTask(pid, pid, BpfSyscallObject.TaskSuppress);
