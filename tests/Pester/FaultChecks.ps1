@@ -43,7 +43,7 @@ function Get-TracerProcess {
         $comm = Get-Content "$($dir.FullName)/comm" -ErrorAction Ignore
         if ($comm -ne 'pslinuxtrace-tr') { continue }
         $state = Get-TaskState "$($dir.FullName)/stat"
-        $ppid = Get-ProcStatusField ([int]$dir.Name) PPid -ErrorAction Ignore
+        $ppid = try { Get-ProcStatusField ([int]$dir.Name) PPid } catch { continue }   # it exited meanwhile
         if ($state) { [pscustomobject]@{ Id = [int]$dir.Name; ParentId = [int]$ppid; State = $state } }
     }
 }
@@ -73,7 +73,7 @@ function Get-LeakBaseline {
         BpfFds = Get-BpfFdCount
         Bpf = 'prog', 'map', 'link' | ForEach-Object { "$_=$(Get-BpftoolCount $_)" }
         Temp = @(Get-ChildItem ([System.IO.Path]::GetTempPath()) -Force -ErrorAction Ignore |
-            Where-Object Name -match 'pslinuxtrace|pslt-(?!faults|pester)' | ForEach-Object FullName)
+            Where-Object Name -match 'pslinuxtrace|pslt-(?!faults|pester|fixtures)' | ForEach-Object FullName)
     }
 }
 

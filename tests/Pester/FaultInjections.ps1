@@ -31,7 +31,7 @@ function Invoke-SnapshotFault([int] $Count, [string] $Method, [switch] $Churn) {
 # or ends with ProcessNotFound (ObjectNotFound); never another error, a partial core, a tracer left
 # running, or a twin outliving its target.
 function Invoke-KillFault([int] $Count, [ValidateSet('Trace', 'Snapshot', 'Stack')] [string] $Operation) {
-    $window = @{ Trace = 0.5; Snapshot = 0.3; Stack = 0.05 }[$Operation]
+    $window = @{ Trace = 0.2; Snapshot = 0.3; Stack = 0.05 }[$Operation]   # the attach of a trace: its first ~0.2 s
     $command = @{ Trace = 'Start-SyscallTrace'; Snapshot = 'Save-ProcessSnapshot'; Stack = 'Get-ProcessStack' }[$Operation]
     $core = Join-Path $FaultWork 'killed.core'
     $failures = [System.Collections.Generic.List[string]]::new()

@@ -115,6 +115,7 @@ public sealed partial class BpfSyscallTracer
         try
         {
             foreach (int pid in pids.Distinct()) t.AddProcess(pid);
+            t.DropExitedBeforeTraced();
         }
         catch
         {
@@ -205,6 +206,7 @@ public sealed partial class BpfSyscallTracer
                 more = true;
                 AddTask(tid, tgid, 0);
                 _live.Add(tid);
+                _attachedTgid[tid] = tgid;
                 Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = tgid, Tid = tid, ProcessName = comm, Kind = ProcessStartKind.Attach, Engine = TraceEngine.Bpf, Sequence = ++_sequence });
             }
             if (!_options.FollowForks) break;
@@ -254,6 +256,7 @@ public sealed partial class BpfSyscallTracer
             if (_live.Count > 0 && now - lastCheck < TimeSpan.FromMilliseconds(250)) continue;
             lastCheck = now;
             ReportKernelCounters();
+            DropExitedBeforeTraced();
             // Every traced task is gone once the kernel's set is empty (it removes a task at its exit).
             if (_traced!.IsEmpty && (_launchedPid == 0 || _launchedReaped)) return;
         }
