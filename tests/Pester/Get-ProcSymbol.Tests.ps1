@@ -123,9 +123,20 @@ Describe 'Get-ProcSymbol' {
         $err[0].FullyQualifiedErrorId | Should -BeExactly 'ProcessNotFound,PSLinuxTrace.Commands.GetProcSymbolCommand'
     }
 
-    It 'writes nothing when nothing matches' {
+    It 'writes nothing when no symbol matches' {
         Get-ProcSymbol -Name pslt_no_such_symbol -Id $PID -ErrorAction Stop | Should -BeNullOrEmpty
-        Get-ProcSymbol -Name malloc -Path 'no-such-library.so' -Id $PID -ErrorAction Stop | Should -BeNullOrEmpty
+        Get-ProcSymbol -Name 'pslt_no_such_*' -Path 'libc.so*' -ErrorAction Stop -WarningAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'writes one ObjectNotFound error when no mapped file matches -Path' {
+        $result = Get-ProcSymbol -Name malloc -Path 'no-such-library.so*', '/no/such/dir/*' -ErrorVariable err -ErrorAction SilentlyContinue -WarningAction SilentlyContinue
+        $result | Should -BeNullOrEmpty
+        $err | Should -HaveCount 1
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].FullyQualifiedErrorId | Should -BeExactly 'NoMappedFileMatchesPath,PSLinuxTrace.Commands.GetProcSymbolCommand'
+        $err[0].Exception.Message | Should -BeLike "*matches -Path 'no-such-library.so*', '/no/such/dir/*'*"
+        # A glob that matches a file some process maps is no error, whatever the symbols.
+        Get-ProcSymbol -Name pslt_no_such_symbol -Path 'libc.so*' -Id $PID -ErrorAction Stop | Should -BeNullOrEmpty
     }
 
     It 'rejects an invalid glob with an argument error' {

@@ -52,6 +52,15 @@ Describe 'Read-CoreDump' {
         $core.Executable | Should -Be $Exe
     }
 
+    It 'does not load ClrMD for a core of a program without a .NET runtime' {
+        # A fresh pwsh, so no other test's .NET target has loaded it: managed frames cost nothing here.
+        # This pwsh again: its own executable, or `dotnet pwsh.dll` when it runs as a dotnet tool.
+        $pwsh = [Environment]::ProcessPath
+        [string[]] $dll = if ((Split-Path -Leaf $pwsh) -eq 'dotnet') { @(Join-Path $PSHOME 'pwsh.dll') } else { @() }
+        $out = & $pwsh @dll -NoProfile -NonInteractive -c "Import-Module '$ModulePath'; `$c = Read-CoreDump -Path '$SegvCore'; `$c.CrashingThread.Frames[0].Kind; [AppDomain]::CurrentDomain.GetAssemblies().GetName().Name -contains 'Microsoft.Diagnostics.Runtime'"
+        $out | Should -Be @('Native', 'False')
+    }
+
     It 'names the frames of every thread as gdb does' {
         $core = Read-CoreDump -Path $AbortCore
         $core.Threads | Should -HaveCount 8
@@ -135,6 +144,9 @@ Describe 'Read-CoreDump' {
         foreach ($r in 'rip', 'rsp') {
             $gdb -match "(?m)^$r\s+(0x[0-9a-f]+)" | Should -BeTrue
             $regs | Should -Match "(?m)^$r\s*:\s*$($Matches[1])\s*$"
+            # Inside a thread's list, too (Format-List of a thread shows Registers as one line).
+            $thread = $core.CrashingThread | Format-List | Out-String -Width 300
+            $thread | Should -Match "Registers\s*:\s*.*\b$($r)=$($Matches[1])\b"
         }
         $regs | Should -Not -Match '(?m)^Rip\s*:\s*\d+\s*$'
         $bias = ($core.BuildIds | Where-Object Path -EQ $Exe).LoadBias

@@ -139,7 +139,7 @@ Describe 'Every cmdlet through <Via>' -ForEach @(
             @{ Object = Get-Output ProcSymbol; Header = 'Pid\s+ProcessName\s+Name\s+Address\s+Kind\s+ModulePath'; Row = '0x[0-9a-f]+\s+Function' }
             @{ Object = $core; Header = 'CrashedIn\s+: #0 0x[0-9a-f]{16} in \S+'; Row = 'Signal\s+: SIGABRT \(6\)' }
             @{ Object = $core.Threads; Header = 'Tid\s+Crashed\s+Signal\s+Rip\s+Frames\s+Top'; Row = '0x[0-9a-f]+\s+\d+ \S+' }
-            @{ Object = $core.CrashingThread.Frames; Header = '#\s+InstructionPointer\s+Function\s+ModulePath'; Row = '0x[0-9a-f]{16}' }
+            @{ Object = $core.CrashingThread.Frames; Header = '#\s+Kind\s+InstructionPointer\s+Function\s+ModulePath'; Row = '0x[0-9a-f]{16}' }
             @{ Object = $core.CrashingThread.Registers; Header = 'Rip\s+: 0x[0-9a-f]+'; Row = 'FsBase\s+: 0x[0-9a-f]+' }
             @{ Object = $core.Mappings; Header = 'Start\s+End\s+Perm\s+FileOffset\s+InCore\s+Path'; Row = '0x[0-9a-f]+\s+0x[0-9a-f]+\s+r' }
             @{ Object = $core.Auxv; Header = 'Name\s+Value'; Row = 'AT_ENTRY\s+0x[0-9a-f]+' }

@@ -38,6 +38,12 @@ Describe 'Start-SyscallTrace -FilePath' {
         $first.ReturnValue | Should -Be 0
     }
 
+    It 'names every event of a launched program after the program, the launch event too, with <Engine>' -ForEach @{ Engine = 'Ptrace' }, @{ Engine = 'Bpf' } {
+        $events = @(Start-SyscallTrace -FilePath $Fixture -ArgumentList basic -Engine $Engine -RedirectStandardOutput /dev/null)
+        $events[0].Kind | Should -Be 'Launch'
+        @($events.ProcessName | Sort-Object -Unique) | Should -Be @('syscalls') -Because 'the launcher shell that execs the program is not the user''s'
+    }
+
     It 'matches strace -f for the same filter' {
         $out = Join-Path $Work 'strace.txt'
         & strace -f -qq -o $out -e trace=openat,read,close,write $Fixture basic > $null
@@ -323,6 +329,31 @@ Describe 'Start-SyscallTrace -StackTrace' {
             $main.ModulePath | Should -Be $Fixture
             Split-Path -Leaf $main.File | Should -Be 'syscalls.c'
             $main.Line | Should -BeGreaterThan 0
+        }
+    }
+
+    It 'gives calls from libc full stacks when the first stack was taken in ld.so, before libc was mapped' {
+        # The first openat comes from ld.so with only the program and ld.so mapped; the last two from main
+        # through libc's syscall(), mapped since: their stacks need the module map made again.
+        $straceOut = Join-Path $Work 'strace-k-openat.txt'
+        & strace -f -qq -k -e trace=openat -e signal=none -o $straceOut $Fixture basic > /dev/null
+        $expected = [System.Collections.Generic.List[object]]::new()
+        foreach ($line in Get-Content $straceOut) {
+            if ($line -like '*openat(*') { $expected.Add([System.Collections.Generic.List[string]]::new()) }
+            elseif ($line -match '^\s*> (\S+)\(' -and $expected.Count) { $expected[-1].Add($Matches[1]) }
+        }
+        $calls = @(Start-SyscallTrace -FilePath $Fixture -ArgumentList basic -Syscall openat -StackTrace -RedirectStandardOutput /dev/null |
+            Where-Object Name -eq openat)
+        $calls.Count | Should -Be $expected.Count
+        $calls.Count | Should -BeGreaterThan 2
+        $calls[0].StackTrace[0].ModulePath | Should -BeLike '*/ld-linux-x86-64.so.2'
+        for ($i = 0; $i -lt $calls.Count; $i++) {
+            # strace -k prints no inlined frames (ld.so's _dl_start_final is one): compare the real ones.
+            @(($calls[$i].StackTrace | Where-Object { -not $_.IsInlined }).ModulePath) | Should -Be @($expected[$i]) -Because "openat $i has strace -k's frames, module by module"
+        }
+        foreach ($c in $calls[-2..-1]) {
+            $c.StackTrace[0].ModulePath | Should -BeLike '*/libc.so.6'
+            ($c.StackTrace | Where-Object Symbol -eq 'main').ModulePath | Should -Be $Fixture
         }
     }
 

@@ -15,6 +15,13 @@ public static class Tracefs
         {
             foreach (string c in Candidates)
                 if (Directory.Exists(Path.Combine(c, "events"))) return c;
+            // Mounted but not searchable: tracefs's root is mode 0700 root (fs/tracefs/inode.c), so a process
+            // without CAP_DAC_READ_SEARCH sees no events/ even with CAP_BPF and CAP_PERFMON; mounting again would only fail.
+            if (MountedTracefs() is { } mounted)
+                throw new TargetPermissionDeniedException(
+                    $"Permission denied reading {mounted}/events: tracefs is mounted there, but only its owner (root) may read it, and reading the tracepoint ids in it " +
+                    "needs CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) besides CAP_BPF and CAP_PERFMON.", "CAP_DAC_READ_SEARCH",
+                    recommendedAction: "Run as root (sudo), or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH (for example setpriv --inh-caps=+bpf,+perfmon,+dac_read_search --ambient-caps=+bpf,+perfmon,+dac_read_search).");
             // Not mounted: mount it (root only), as `mount -t tracefs tracefs /sys/kernel/tracing` does.
             if (Directory.Exists(Candidates[0]) && LibC.mount("tracefs", Candidates[0], "tracefs", 0, 0) == 0
                 && Directory.Exists(Path.Combine(Candidates[0], "events")))
@@ -45,7 +52,25 @@ public static class Tracefs
         }
         catch (UnauthorizedAccessException)
         {
-            throw new TargetPermissionDeniedException($"Permission denied reading {path}; tracefs needs root.", "CAP_SYS_ADMIN");
+            // The id files are mode 0440 root: a permission matter (CAP_DAC_READ_SEARCH), not CAP_SYS_ADMIN.
+            throw new TargetPermissionDeniedException($"Permission denied reading {path}: only root may read tracefs's tracepoint ids, and this process lacks CAP_DAC_READ_SEARCH.", "CAP_DAC_READ_SEARCH");
         }
+    }
+
+    /// <summary>The first candidate where /proc/self/mountinfo shows a tracefs mount (field 5 is the mount point, the part after " - " starts with the type).</summary>
+    private static string? MountedTracefs()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/mountinfo"))
+            {
+                string[] fields = line.Split(' ');
+                int dash = Array.IndexOf(fields, "-");
+                if (fields.Length > 4 && dash > 4 && dash + 1 < fields.Length && fields[dash + 1] == "tracefs" && Candidates.Contains(fields[4]))
+                    return fields[4];
+            }
+        }
+        catch (IOException) { }
+        return null;
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PSLinuxTrace.Engine.Managed;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Symbols;
 
@@ -13,6 +14,8 @@ public sealed record CoreDumpOptions
     public string? SysRoot { get; init; }
     public bool Backtraces { get; init; } = true;
     public int MaxFrames { get; init; } = 256;
+    /// <summary>Managed frames for cores of .NET processes (ClrMD over the runtime's DAC); false: native frames only.</summary>
+    public bool ManagedFrames { get; init; } = true;
     /// <summary>Called while a compressed core is decompressed: compressed bytes read so far, and the file's size.</summary>
     public Action<long, long>? DecompressionProgress { get; init; }
 }
@@ -79,7 +82,7 @@ public sealed class CoreDumpReader : IDisposable
         var search = new ModuleSearchOptions { SysRoot = options.SysRoot, ExecutablePath = options.ExecutablePath };
         var map = _symbolizer.MapModules(core.Memory, CoreModules.Layout(core), search, Warn, cancel);
         CoreModules.SpliceLocalFiles(core, map);
-        var threads = ReadThreads(core, map, options, cancel);
+        var threads = ReadThreads(core, path, map, options, Warn, cancel);
         string? signature = CrashSignature.Build(CoreDumpBuilder.SignalName(core), CrashingFrames(core, map, threads), map);
         return CoreDumpBuilder.Build(core, path, map, threads, signature, warnings.ToArray());
     }
@@ -97,19 +100,33 @@ public sealed class CoreDumpReader : IDisposable
         return _symbolizer.SymbolizeFromModules(map, unwound);
     }
 
-    private CoreThread[] ReadThreads(CoreFile core, ModuleMap map, CoreDumpOptions options, CancellationToken cancel)
+    private CoreThread[] ReadThreads(CoreFile core, string path, ModuleMap map, CoreDumpOptions options, Action<string> warn, CancellationToken cancel)
     {
         var threads = new CoreThread[core.Threads.Count];
+        var registers = core.Threads.Select(CoreDumpBuilder.Registers).ToArray();
+        using var managed = options.Backtraces && options.ManagedFrames ? OpenManaged(core, path, map, registers, options, warn) : null;
         int processSignal = core.Threads[0].Status.CurSig;
         for (int i = 0; i < threads.Length; i++)
         {
             cancel.ThrowIfCancellationRequested();
             var t = core.Threads[i];
-            var frames = options.Backtraces ? _symbolizer.Backtrace(map, t.Status.Registers, options.MaxFrames) : Array.Empty<StackFrame>();
+            var frames = options.Backtraces
+                ? StackInterleaver.Backtrace(_symbolizer, map, registers[i], t.Status.Pid, options.MaxFrames, null, managed)
+                : Array.Empty<StackFrame>();
             int sig = t.Status.CurSig;
             threads[i] = new CoreThread(t.Status.Pid, i == 0 && processSignal != 0, sig != 0 ? Signals.Name(sig) : null, sig,
-                CoreDumpBuilder.Registers(t), frames);
+                registers[i], frames);
         }
         return threads;
+    }
+
+    /// <summary>ClrMD over the core when it is of a .NET process (null otherwise, and ClrMD stays unloaded).</summary>
+    private IManagedFrameSource? OpenManaged(CoreFile core, string path, ModuleMap map, X64Registers[] registers, CoreDumpOptions options, Action<string> warn)
+    {
+        if (ManagedStacks.FindRuntime(map) is null) return null;
+        CoreModules.SpliceManagedAssemblies(core, map, options.SysRoot);
+        var byTid = new Dictionary<int, X64Registers>();
+        for (int i = 0; i < registers.Length; i++) byTid.TryAdd(core.Threads[i].Status.Pid, registers[i]);
+        return ManagedStacks.TryOpen(path, core.PsInfo?.Pid ?? core.Threads[0].Status.Pid, map, core.Memory, byTid, options.SysRoot, warn, _log);
     }
 }

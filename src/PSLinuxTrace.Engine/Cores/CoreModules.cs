@@ -31,5 +31,30 @@ internal static class CoreModules
         }
     }
 
+    /// <summary>
+    /// For a .NET core: the assemblies the runtime mapped (PE files, which NT_FILE lists but the symbolizer does not
+    /// match, having no build-id), from the files at their paths (under <paramref name="sysRoot"/> when given): the
+    /// kernel leaves their pages out, and the DAC reads method names from their metadata there. A file shorter than
+    /// its mapping is skipped, so a rebuilt assembly of another size cannot be read as the dumped one.
+    /// </summary>
+    public static void SpliceManagedAssemblies(CoreFile core, ModuleMap map, string? sysRoot)
+    {
+        foreach (var module in map.Modules)
+        {
+            if (module.Matches || !module.Path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) continue;
+            string local = sysRoot is null ? module.Path : Path.Join(sysRoot, module.Path);
+            long size;
+            try { size = new FileInfo(local).Length; }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { continue; }
+            if (size == 0) continue;
+            foreach (var m in module.Mappings)
+            {
+                if (core.Memory.FindSegment(m.Start) is { BytesInFile: > 0 }) continue; // the core has those pages itself
+                if (m.FileOffset + (m.End - m.Start) > (ulong)size + 4095) continue;
+                core.Memory.AddFile(new CoreAddressSpace.FileRange(m.Start, m.End, m.FileOffset, local), new FileAtPath(local));
+            }
+        }
+    }
+
     private static ulong Auxv(CoreFile core, ulong type) => core.Auxv.FirstOrDefault(a => a.Type == type).Value;
 }

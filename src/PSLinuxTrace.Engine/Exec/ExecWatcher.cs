@@ -52,6 +52,9 @@ public sealed class ExecWatcher : IDisposable
             throw new ArgumentException($"The buffer size must be a power of two of at least 4096 bytes; got {options.BufferSize}.");
         _names = options.Name?.Select(n => new Glob(n)).ToArray();
         _bootToRealtimeNs = LibC.ClockNs(LibC.CLOCK_REALTIME) - LibC.ClockNs(LibC.CLOCK_BOOTTIME);
+        // The capabilities first: without them tracefs is unreadable too, and its error would hide the real need.
+        if (Tracing.SyscallTraceEngines.MissingCapabilities() is { } missing)
+            throw new TargetPermissionDeniedException($"Watch-Exec's eBPF programs need {missing} (or root), which this process does not have.", missing);
         Tracefs.Root();
         byte[] config = ExecRecords.BuildConfig(Btf.LoadVmlinux(), options);
         _bpf = BpfCollection.Load(ObjectResource, new Dictionary<string, uint>
@@ -211,6 +214,8 @@ public sealed class ExecWatcher : IDisposable
         {
             string? target = new FileInfo(link).LinkTarget;
             if (target is null && !Directory.Exists($"/proc/{pid}")) throw new ProcessNotFoundException(pid);
+            // The link reads as nothing when readlink(2) fails with EACCES (ptrace_may_access in proc_ns_get_link).
+            if (target is null) throw Access.AccessDiagnosis.Explain(pid, $"reading {link}", Errno.EACCES);
             // "pid:[4026531836]"
             if (target is not null && target.StartsWith("pid:[", StringComparison.Ordinal) && target.EndsWith(']'))
                 return uint.Parse(target[5..^1], System.Globalization.CultureInfo.InvariantCulture);

@@ -128,10 +128,25 @@ public sealed record StackFrame(
     public int? Column { get; init; }
     /// <summary>True for a frame of inlined code: it shares its pc with the frames after it, down to the real function's.</summary>
     public bool IsInlined { get; init; }
+    /// <summary>Native code (ELF modules, unwound by us), a managed .NET method, or a .NET runtime transition marker.</summary>
+    public StackFrameKind Kind { get; init; }
+    /// <summary>For a managed frame: the IL offset of its call or instruction in the method, when the runtime maps it.</summary>
+    public int? ILOffset { get; init; }
 
     public override string ToString() =>
-        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(IsInlined ? " (inlined)" : "")}" +
+        $"#{Index} 0x{InstructionPointer:x16} in {(Symbol is null ? "??" : Offset == 0 ? Symbol : $"{Symbol}+0x{Offset:x}")}{(IsInlined ? " (inlined)" : "")}{(Kind == StackFrameKind.Native ? "" : $" [{Kind}]")}" +
         $"{(File is null ? "" : $" at {File}{(Line is null ? "" : $":{Line}")}")}{(ModulePath is null ? "" : " in " + ModulePath)}";
+}
+
+/// <summary>What code a <see cref="StackFrame"/> runs.</summary>
+public enum StackFrameKind
+{
+    /// <summary>Native code, unwound and named by PSLinuxTrace from the module's ELF symbols, CFI and DWARF.</summary>
+    Native,
+    /// <summary>A managed .NET method, named by the .NET runtime's DAC through ClrMD: Symbol is Type.Method(signature), ModulePath the assembly.</summary>
+    Managed,
+    /// <summary>A marker the .NET runtime keeps on the stack where managed and native code meet (InlinedCallFrame, ...).</summary>
+    Runtime,
 }
 
 /// <summary>One memory region of the process (a PT_LOAD segment), with its file when NT_FILE names one.</summary>
@@ -192,4 +207,10 @@ public sealed record X64Registers
     public string[]? Xmm { get; init; }
     /// <summary>ymm0-ymm15 upper halves from NT_X86_XSTATE, as 32 hex digits each, or null.</summary>
     public string[]? YmmHigh { get; init; }
+
+    /// <summary>
+    /// What a thread's list view (and a remote copy) shows for its Registers: the registers that place
+    /// the thread, in hex like every address; Format-List on the object shows them all.
+    /// </summary>
+    public override string ToString() => $"rip=0x{Rip:x} rsp=0x{Rsp:x} rbp=0x{Rbp:x} rax=0x{Rax:x} orig_rax={(long)OrigRax}";
 }

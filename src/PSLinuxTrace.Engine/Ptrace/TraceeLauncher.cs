@@ -43,6 +43,17 @@ public static class TraceeLauncher
         throw new FileNotFoundException($"The program '{program}' was not found in PATH.", program);
     }
 
+    /// <summary>
+    /// The name a launched program has once its execve is done, for the events before it (the child is
+    /// still the launcher shell then): the kernel sets comm to the file name of the path given to execve,
+    /// cut to TASK_COMM_LEN - 1 = 15 bytes (fs/exec.c, begin_new_exec).
+    /// </summary>
+    public static string CommAfterExec(string absoluteProgramPath)
+    {
+        var name = System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(absoluteProgramPath));
+        return System.Text.Encoding.UTF8.GetString(name, 0, Math.Min(name.Length, 15));
+    }
+
     private static bool IsExecutable(string path) =>
         !OperatingSystem.IsLinux() || (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Unwind;
 using PSLinuxTrace.Engine.Wire;
+using PSLinuxTrace.Engine.Managed;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
@@ -23,6 +24,9 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
 
     /// <summary>Frames per thread at most.</summary>
     public int MaxFrames { get; init; } = 256;
+
+    /// <summary>Managed frames for .NET processes (ClrMD over the runtime's DAC); false: native frames only, as for any process.</summary>
+    public bool ManagedFrames { get; init; } = true;
 
     /// <summary>
     /// Captures each process in turn and calls <paramref name="onStack"/> with its stacks, or
@@ -77,8 +81,9 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
             var memory = new CapturedMemory(c.Threads, live);
             var layout = ModuleLayout.FromMaps(MemoryMapping.ParseAll(c.Maps), c.Auxv, c.ProcessName);
             var map = _lease.Symbolizer.MapModules(memory, layout, warn: warnings.Add);
+            using var managed = OpenManaged(c, map, memory, warnings);
             var threads = c.Threads.Select(t => new CoreThread(t.Tid, false, null, 0, t.Registers,
-                _lease.Symbolizer.Backtrace(map, t.Registers.ToUserRegs(), MaxFrames, memory)) { Name = t.Name }).ToArray();
+                StackInterleaver.Backtrace(_lease.Symbolizer, map, t.Registers, t.Tid, MaxFrames, memory, managed)) { Name = t.Name }).ToArray();
             foreach (var w in warnings.Skip(c.Warnings.Length)) log.LogWarning("{Message}", w);
             return new ProcessStack
             {
@@ -86,6 +91,21 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
                 PausedFor = c.PausedFor, Duration = c.PausedFor + sw.Elapsed, Warnings = [.. warnings],
             };
         }
+    }
+
+    /// <summary>ClrMD over the capture when the process runs .NET (null otherwise, and ClrMD stays unloaded).</summary>
+    private IManagedFrameSource? OpenManaged(CapturedProcess c, ModuleMap map, CapturedMemory memory, List<string> warnings)
+    {
+        if (!ManagedFrames || ManagedStacks.FindRuntime(map) is null) return null;
+        if (c.Pid == Environment.ProcessId)
+        {
+            // The DAC crashes this process when it reads the runtime it runs in (CLRDataCreateInstance, SIGSEGV,
+            // with .NET 10.0.12's): our own stacks stay native.
+            log.LogInformation("Process {Pid} is this process: its managed frames are not read (the .NET debugging library cannot read the runtime it runs in).", c.Pid);
+            return null;
+        }
+        var registers = c.Threads.GroupBy(t => t.Tid).ToDictionary(g => g.Key, g => g.First().Registers);
+        return ManagedStacks.TryOpen($"process {c.Pid}", c.Pid, map, memory, registers, null, warnings.Add, log);
     }
 
     public void Dispose() => _lease.Dispose();

@@ -50,6 +50,10 @@ public sealed class ProcSymbolScanner : IDisposable
     /// <summary>Files opened (parsed) so far: one per distinct (device, inode).</summary>
     public int FilesParsed { get; private set; }
 
+    /// <summary>Processes whose mappings were read so far, and the mapped files of theirs that passed -Path.</summary>
+    public int ProcessesScanned { get; private set; }
+    public int FilesMatchingPath { get; private set; }
+
     /// <summary>
     /// Processes a scan of every process (no pids named) skipped because we may not read them
     /// (pid 1 holding a capability we lack, another user's process without CAP_SYS_PTRACE...),
@@ -123,6 +127,7 @@ public sealed class ProcSymbolScanner : IDisposable
             _log.LogDebug("Process {Pid} has no memory mappings (kernel thread or zombie).", pid);
             return result;
         }
+        ProcessesScanned++;
         string? processName = null;
         // Group the mappings by file; each (dev, inode) once per process, with its lowest mapping first.
         var seen = new HashSet<(ulong, ulong)>();
@@ -134,6 +139,7 @@ public sealed class ProcSymbolScanner : IDisposable
             var key = (m.Device, m.Inode);
             if (!seen.Add(key)) continue;
             if (!query.PathMatches(m.Path)) continue;
+            FilesMatchingPath++;
             var module = GetModule(pid, m, key);
             if (module is null) continue;
             var matches = Match(module, query);
@@ -203,9 +209,21 @@ public sealed class ProcSymbolScanner : IDisposable
                 if (!ProcFs.Exists(pid)) throw new ProcessNotFoundException(pid);
             }
         }
+        // /proc/PID/maps can be readable where /proc/PID/root is not (mm_access lets CAP_PERFMON read a
+        // process's memory map, kernel/fork.c; the root link needs ptrace access): then no module of the
+        // process can be opened, which is a refusal to say, not an empty result.
+        if (info is null && RootLinkDenied(pid))
+            throw Access.AccessDiagnosis.Explain(pid, $"reading {ProcFs.Root}/{pid}/root (to open {m.Path})", Interop.Errno.EACCES);
         // A file we could not open is not cached: another process may be able to show it to us.
         if (info is not null || !m.IsDeleted) _modules[key] = info;
         return info;
+    }
+
+    // readlink of /proc/PID/root fails (EACCES) when ptrace_may_access refuses us (fs/proc/base.c proc_root_link).
+    private static bool RootLinkDenied(int pid)
+    {
+        try { return new FileInfo($"{ProcFs.Root}/{pid}/root").LinkTarget is null && ProcFs.Exists(pid); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return true; }
     }
 
     private string? SafeBuildId(ElfFile elf, string path)

@@ -1,3 +1,4 @@
+using System.Text;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
@@ -11,20 +12,22 @@ namespace PSLinuxTrace.Engine.Tracing;
 /// strace -k: the user stack of a thread at a syscall stop, unwound right there (the thread waits at the
 /// stop, so its stack is exactly what made the call) through /proc/PID/mem, which pins nothing, with the
 /// shared Symbolizer. What costs strace -k most is done once: each process's module map is built at its
-/// first stack (again after an exec, or when a pc falls outside every module it knows: a library
-/// dlopen'ed since), and files, their CFI and symbols are parsed once per trace, whatever the process.
+/// first stack (again after an exec, and when a frame's pc falls outside every module it knows while
+/// /proc/PID/maps has changed since: libc mapped by ld.so after the first stack, a library dlopen'ed
+/// since), and files, their CFI and symbols are parsed once per trace, whatever the process. A pc in
+/// no module with the maps unchanged (JIT code) costs one read of the maps, never a remap.
 /// </summary>
 internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
 {
-    private static readonly TimeSpan RemapAtMostEvery = TimeSpan.FromMilliseconds(100);
     private readonly Symbolizer _symbolizer = new(log);
     private readonly Dictionary<int, Process> _processes = new();
 
-    private sealed class Process(MemoryFile memory, ModuleMap map)
+    private sealed class Process(MemoryFile memory)
     {
         public MemoryFile Memory { get; } = memory;
-        public ModuleMap Map { get; set; } = map;
-        public DateTime MappedAt { get; set; } = DateTime.UtcNow;
+        public ModuleMap? Map { get; set; }
+        /// <summary>/proc/PID/maps as it was when <see cref="Map"/> was built.</summary>
+        public byte[] MapsText { get; set; } = [];
     }
 
     /// <summary>The stack of <paramref name="tid"/> (of process <paramref name="tgid"/>), stopped at a syscall stop; empty when it cannot be read.</summary>
@@ -34,14 +37,14 @@ internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
         {
             var regs = session.GetRegisters(tid);
             var process = ProcessOf(tgid);
-            if (process is null) return [];
-            if (process.Map.Find(regs.rip) is null && DateTime.UtcNow - process.MappedAt > RemapAtMostEvery)
+            var map = process.Map!;
+            var frames = _symbolizer.Unwind(map, regs, maxFrames);
+            if (frames.Exists(f => map.Find(f.InstructionPointer) is null) && Remap(tgid, process))
             {
-                // A pc no module holds: a library loaded since the map was made (or JIT code, which no map names).
-                process.Map = Map(tgid, process.Memory);
-                process.MappedAt = DateTime.UtcNow;
+                map = process.Map!;
+                frames = _symbolizer.Unwind(map, regs, maxFrames);
             }
-            return _symbolizer.Backtrace(process.Map, regs, maxFrames);
+            return _symbolizer.Symbolize(map, frames);
         }
         catch (LinuxTraceException ex)
         {
@@ -50,24 +53,35 @@ internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
         }
     }
 
-    private Process? ProcessOf(int tgid)
+    /// <summary>Rebuilds the map when the process's mappings changed since it was built; false when they did not.</summary>
+    private bool Remap(int tgid, Process process)
+    {
+        var now = ProcFs.ReadBytes(tgid, "maps");
+        if (process.Map is not null && now.AsSpan().SequenceEqual(process.MapsText)) return false;
+        if (process.Map is not null)
+            log.LogDebug("Process {Pid} mapped or unmapped files since its module map was made: mapping it again", tgid);
+        var maps = MemoryMapping.ParseAll(Encoding.UTF8.GetString(now));
+        process.Map = _symbolizer.MapModules(process.Memory, ModuleLayout.FromMaps(maps, ProcFs.ReadBytes(tgid, "auxv"), ProcFs.ReadComm(tgid)));
+        process.MapsText = now;
+        return true;
+    }
+
+    private Process ProcessOf(int tgid)
     {
         if (_processes.TryGetValue(tgid, out var known)) return known;
-        var memory = MemoryFile.Open(tgid);
+        var process = new Process(MemoryFile.Open(tgid));
         try
         {
-            var process = new Process(memory, Map(tgid, memory));
-            _processes[tgid] = process;
-            return process;
+            Remap(tgid, process);
         }
         catch
         {
-            memory.Dispose();
+            process.Memory.Dispose();
             throw;
         }
+        _processes[tgid] = process;
+        return process;
     }
-
-    private ModuleMap Map(int tgid, MemoryFile memory) => _symbolizer.MapModules(memory, ModuleLayout.FromProcess(tgid));
 
     /// <summary>A process exited or ran a new program: its map and memory go.</summary>
     public void Forget(int tgid)

@@ -29,7 +29,7 @@ public sealed partial class SyscallTracer
         t.SuppressUntilExec = true; // the launcher shell's own calls before the execve are not the program's
         PinTo(pid);
         LibC.kill(pid, LibC.SIGCONT);
-        Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = pid, Tid = pid, ProcessName = t.Comm, Kind = ProcessStartKind.Launch, ExecutablePath = path });
+        Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = pid, Tid = pid, ProcessName = TraceeLauncher.CommAfterExec(path), Kind = ProcessStartKind.Launch, ExecutablePath = path });
     }
 
     private void StartAttached(int tgid)

@@ -81,7 +81,11 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
 
     protected override void EndProcessing()
     {
-        if (!Watch) return;
+        if (!Watch)
+        {
+            ReportPathMatchedNothing();
+            return;
+        }
         IReadOnlyList<int>? ids = _watchAll || _watchIds is null ? null : _watchIds.Distinct().ToList();
         Log.LogInformation("Watching {Target} every {Interval} for {Names}; press Ctrl+C to stop.",
             ids is null ? "every process" : $"process(es) {string.Join(", ", ids)}", Interval, string.Join(", ", Name));
@@ -117,6 +121,18 @@ public sealed class GetProcSymbolCommand : PSLinuxTraceCmdlet
         }
         Log.LogInformation("Found {Count} symbol location(s); parsed {Files} new file(s) in {Ms} ms.", count, _scanner.FilesParsed - before, sw.ElapsedMilliseconds);
         WarnUnreadableOnce();
+    }
+
+    // A -Path no mapped file matched is most likely a mistyped glob: say so, as for a missing pid, rather
+    // than write nothing. (-Watch waits for such files instead.)
+    private void ReportPathMatchedNothing()
+    {
+        if (Path is null || _scanner!.ProcessesScanned == 0 || _scanner.FilesMatchingPath > 0) return;
+        var patterns = string.Join(", ", Path.Select(p => $"'{p}'"));
+        WriteEngineError(new FileNotFoundException(
+            $"No file mapped by the {_scanner.ProcessesScanned} process(es) searched matches -Path {patterns}. " +
+            "A pattern without a '/' is matched against the file name ('libssl.so*'), one with a '/' against the whole path ('/usr/lib/*')."),
+            Path, "NoMappedFileMatchesPath");
     }
 
     // Once per run, also with -Watch: the processes a scan of every process could not read.

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Management.Automation;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine;
+using PSLinuxTrace.Engine.Access;
 using PSLinuxTrace.Engine.Cores;
 using PSLinuxTrace.Engine.Model;
 
@@ -85,12 +86,23 @@ public sealed class ReadCoreDumpCommand : PSLinuxTraceCmdlet
             {
                 return;
             }
+            catch (UnauthorizedAccessException ex) when (!CanOpen(file))
+            {
+                // The core itself is unreadable: say which mode and capability, not just "Access denied".
+                WriteEngineError(FileAccessDiagnosis.Explain(file, write: false, ex), file);
+            }
             catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException)
             {
                 WriteEngineError(ex, file);
             }
         }
         DrainLog();
+    }
+
+    private static bool CanOpen(string file)
+    {
+        try { File.OpenHandle(file).Dispose(); return true; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
     }
 
     private readonly Stopwatch _lastProgress = Stopwatch.StartNew();

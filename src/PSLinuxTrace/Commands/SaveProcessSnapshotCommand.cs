@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Management.Automation;
 using PSLinuxTrace.Engine;
+using PSLinuxTrace.Engine.Access;
 using PSLinuxTrace.Engine.Model;
 using PSLinuxTrace.Engine.Procfs;
 using PSLinuxTrace.Engine.Snapshot;
@@ -106,6 +107,11 @@ public sealed class SaveProcessSnapshotCommand : PSLinuxTraceCmdlet
         catch (OperationCanceledException)
         {
             DrainLog();
+        }
+        catch (UnauthorizedAccessException ex) when (ex.Message.Contains(output, StringComparison.Ordinal))
+        {
+            // The core file itself cannot be created: say which directory mode and capability, not just "Access denied".
+            WriteEngineError(FileAccessDiagnosis.Explain(output, write: true, ex), output);
         }
         catch (Exception ex) when (ex is LinuxTraceException or IOException or UnauthorizedAccessException or ArgumentException)
         {

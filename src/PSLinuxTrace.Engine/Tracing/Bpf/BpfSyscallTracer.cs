@@ -82,10 +82,9 @@ public sealed partial class BpfSyscallTracer
             // The shell's own calls until its execve of the program are not reported (TF_SUPPRESS).
             t.AddTask(pid, pid, BpfSyscallObject.TaskSuppress);
             t._fds.Seed(pid);   // the fds the program inherits (stdin, stdout, redirects)
-            string comm = ReadComm(pid);
-            t._comm[pid] = comm;
+            t._comm[pid] = ReadComm(pid);
             t._live.Add(pid);
-            t.Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = pid, Tid = pid, ProcessName = comm, Kind = ProcessStartKind.Launch, ExecutablePath = path, Engine = TraceEngine.Bpf, Sequence = ++t._sequence });
+            t.Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = pid, Tid = pid, ProcessName = TraceeLauncher.CommAfterExec(path), Kind = ProcessStartKind.Launch, ExecutablePath = path, Engine = TraceEngine.Bpf, Sequence = ++t._sequence });
             t._log.LogInformation("Launched {Path} as process {Pid}, traced by the eBPF engine.", path, pid);
             LibC.kill(pid, LibC.SIGCONT);
         }
