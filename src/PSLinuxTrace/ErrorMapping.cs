@@ -11,7 +11,10 @@ namespace PSLinuxTrace;
 internal static class ErrorMapping
 {
     /// <summary>Ids of errors the cmdlets raise themselves, not from an engine exception's own id.</summary>
-    public const string InvalidSyscallFilter = "InvalidSyscallFilter", SnapshotFileExists = "SnapshotFileExists";
+    public const string InvalidSyscallFilter = "InvalidSyscallFilter", SnapshotFileExists = "SnapshotFileExists", DiskFull = "DiskFull";
+
+    // On Unix an IOException from a failed write carries the errno as its HResult (ENOSPC 28, EDQUOT 122: errno(3)).
+    private const int Enospc = 28, Edquot = 122;
 
     public static ErrorCategory Category(Exception ex) => ex switch
     {
@@ -34,6 +37,7 @@ internal static class ErrorMapping
         FileNotFoundException or DirectoryNotFoundException => "FileNotFound",
         UnauthorizedAccessException => "PermissionDenied",
         ArgumentException => "InvalidArgument",
+        IOException { HResult: Enospc or Edquot } => DiskFull,
         _ => ex.GetType().Name,
     };
 

@@ -14,6 +14,12 @@ public static class TraceeLauncher
     private const string Shell = "/bin/sh";
     // $1 is the directory (passed as an argument, so no quoting can go wrong), $0 the program.
     private const string StopThenExec = "cd -- \"$1\" || exit 126; shift; kill -STOP $$; exec \"$0\" \"$@\"";
+    // The same, first made to die with its parent thread: setpriv(1) sets PR_SET_PDEATHSIG to SIGKILL, which
+    // execve keeps (prctl(2)), then execs a shell that stops itself as above. For a tracer without
+    // PTRACE_O_EXITKILL (the eBPF engine), so that a launched program dies with a pwsh killed by SIGKILL.
+    private const string SetPriv = "/usr/bin/setpriv";
+    private const string DieWithParentThenStopThenExec =
+        "cd -- \"$1\" || exit 126; shift; exec " + SetPriv + " --pdeathsig KILL -- " + Shell + " -c 'kill -STOP $$; exec \"$0\" \"$@\"' \"$0\" \"$@\"";
 
     /// <summary>
     /// Resolves a program the way a shell would to an absolute path: a name with a '/' relative to
@@ -53,14 +59,18 @@ public static class TraceeLauncher
 
     /// <summary>
     /// Spawns the stopped shell in <paramref name="workingDirectory"/> (default: this process's);
-    /// returns its pid once it is in the SIGSTOP group-stop.
+    /// returns its pid once it is in the SIGSTOP group-stop. With <paramref name="dieWithParent"/> (where
+    /// setpriv exists) the program is killed when the calling thread dies: call it from a thread that lives
+    /// as long as the program may run.
     /// </summary>
     public static int SpawnStopped(string absoluteProgramPath, IReadOnlyList<string> arguments,
-        string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null, string? workingDirectory = null)
+        string? stdinPath = null, string? stdoutPath = null, string? stderrPath = null, string? workingDirectory = null,
+        bool dieWithParent = false)
     {
         string cwd = Path.GetFullPath(workingDirectory ?? Environment.CurrentDirectory);
         if (!Directory.Exists(cwd)) throw new DirectoryNotFoundException($"The working directory '{cwd}' does not exist.");
-        var argv = new List<string>(arguments.Count + 5) { "sh", "-c", StopThenExec, absoluteProgramPath, cwd };
+        string script = dieWithParent && File.Exists(SetPriv) ? DieWithParentThenStopThenExec : StopThenExec;
+        var argv = new List<string>(arguments.Count + 5) { "sh", "-c", script, absoluteProgramPath, cwd };
         argv.AddRange(arguments);
         var envp = new List<string>();
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())

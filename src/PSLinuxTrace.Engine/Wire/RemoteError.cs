@@ -22,7 +22,8 @@ internal static class RemoteError
     {
         Type = ex.GetType().Name,
         Message = ex.Message,
-        Errno = ex is LinuxTraceException l ? l.Errno : 0,
+        // A plain IOException's HResult is the errno on Unix (ENOSPC is 28): the cmdlet's error id depends on it.
+        Errno = ex is LinuxTraceException l ? l.Errno : ex.GetType() == typeof(IOException) ? ex.HResult : 0,
     };
 
     public static Exception Rebuild(ErrorInfo e) => e.Type switch
@@ -37,7 +38,7 @@ internal static class RemoteError
         nameof(FileNotFoundException) => new FileNotFoundException(e.Message, e.FileName),
         nameof(DirectoryNotFoundException) => new DirectoryNotFoundException(e.Message),
         nameof(UnauthorizedAccessException) => new UnauthorizedAccessException(e.Message),
-        nameof(IOException) => new IOException(e.Message),
+        nameof(IOException) => new IOException(e.Message, e.Errno),
         nameof(ArgumentException) or nameof(ArgumentOutOfRangeException) or nameof(ArgumentNullException) => new ArgumentException(e.Message),
         nameof(OperationCanceledException) or nameof(TaskCanceledException) => new OperationCanceledException(e.Message),
         _ => new LinuxTraceException($"The tracer process failed: {e.Type}: {e.Message}", null, e.Errno),

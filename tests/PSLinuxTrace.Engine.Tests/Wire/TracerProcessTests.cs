@@ -34,7 +34,7 @@ public sealed class TracerProcessTests
             new FileNotFoundException("no such core", "/tmp/core.1"),
             new DirectoryNotFoundException("no such folder"),
             new UnauthorizedAccessException("denied"),
-            new IOException("disk full"),
+            new IOException("No space left on device", 28),   // HResult: the errno (ENOSPC), as .NET sets it on Unix
             new ArgumentException("bad -Interval"),
             new OperationCanceledException("stopped"),
         ];
@@ -57,6 +57,8 @@ public sealed class TracerProcessTests
         Assert.Equal(("Snapshotting a kernel thread", "6.7", "it has no user memory", false), (feature.Feature, feature.MinimumVersion, feature.Detail, feature.ByKernel));
         Assert.Equal(77, ((TargetBusyException)RemoteError.Rebuild(RemoteError.Describe(all[4]))).OwnerPid);
         Assert.Equal("/tmp/core.1", ((FileNotFoundException)RemoteError.Rebuild(RemoteError.Describe(all[7]))).FileName);
+        // The cmdlets' DiskFull id depends on the errno of a write that failed in the tracer process.
+        Assert.Equal(28, RemoteError.Rebuild(TracerJson.DecodeError(TracerJson.Encode(RemoteError.Describe(all[10])))).HResult);
     }
 
     [PrivilegedFact("ptrace of a running process")]

@@ -75,7 +75,9 @@ public sealed partial class BpfSyscallTracer
         t.Load();
         try
         {
-            int pid = TraceeLauncher.SpawnStopped(path, arguments, stdinPath, stdoutPath, stderrPath, options.WorkingDirectory);
+            // No PTRACE_O_EXITKILL here: the program is made to die with the calling thread (the cmdlet's, which
+            // drains the trace until the program has exited or is killed), so a pwsh killed by SIGKILL takes it along.
+            int pid = TraceeLauncher.SpawnStopped(path, arguments, stdinPath, stdoutPath, stderrPath, options.WorkingDirectory, dieWithParent: true);
             t._launchedPid = pid;
             // The shell's own calls until its execve of the program are not reported (TF_SUPPRESS).
             t.AddTask(pid, pid, BpfSyscallObject.TaskSuppress);
@@ -112,6 +114,7 @@ public sealed partial class BpfSyscallTracer
         try
         {
             foreach (int pid in pids.Distinct()) t.AddProcess(pid);
+            t.DropExitedBeforeTraced();
         }
         catch
         {
@@ -202,6 +205,7 @@ public sealed partial class BpfSyscallTracer
                 more = true;
                 AddTask(tid, tgid, 0);
                 _live.Add(tid);
+                _attachedTgid[tid] = tgid;
                 Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = tgid, Tid = tid, ProcessName = comm, Kind = ProcessStartKind.Attach, Engine = TraceEngine.Bpf, Sequence = ++_sequence });
             }
             if (!_options.FollowForks) break;
@@ -251,6 +255,7 @@ public sealed partial class BpfSyscallTracer
             if (_live.Count > 0 && now - lastCheck < TimeSpan.FromMilliseconds(250)) continue;
             lastCheck = now;
             ReportKernelCounters();
+            DropExitedBeforeTraced();
             // Every traced task is gone once the kernel's set is empty (it removes a task at its exit).
             if (_traced!.IsEmpty && (_launchedPid == 0 || _launchedReaped)) return;
         }
