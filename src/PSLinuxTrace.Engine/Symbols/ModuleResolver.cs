@@ -91,9 +91,15 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
         if (search.SysRoot is not null) candidates.Add(Path.Join(search.SysRoot, mapped));
         if (executableOverride is null) candidates.Add(mapped);
         candidates.Add(null); // last, when the build-id is known: the file a debuginfod server has for it
+        bool notElf = false;
         foreach (string? candidate in candidates)
         {
-            if ((candidate ?? Debuginfod(module, DebuginfodArtifact.Executable)) is not { } path || cache.Open(path) is not { } elf) continue;
+            if ((candidate ?? Debuginfod(module, DebuginfodArtifact.Executable)) is not { } path) continue;
+            if (cache.Open(path) is not { } elf)
+            {
+                notElf |= candidate is not null && File.Exists(path);
+                continue;
+            }
             string? local = SafeBuildId(elf);
             if (module.BuildId is not null && local is not null && local != module.BuildId)
             {
@@ -102,6 +108,13 @@ internal sealed class ModuleResolver(ElfFileCache cache, ILogger log, IAddressSp
             }
             (module.Local, module.LocalPath, module.LocalBuildId, module.Matches) = (elf, path, local, true);
             log.LogDebug("{Path}: using {Local} (build-id {BuildId}).", module.Path, path, local ?? "none");
+            return;
+        }
+        if ((notElf || mapped.StartsWith("/memfd:", StringComparison.Ordinal)) && module.BuildId is null)
+        {
+            // A file that is no ELF image (a .NET assembly, a locale archive), or memory a memfd holds (the .NET
+            // runtime's IPC and double-mapped JIT code): no file to find, and nothing wrong.
+            log.LogDebug("{Path}: not an ELF file; no native symbols in it.", module.Path);
             return;
         }
         log.LogInformation("{Path}: no matching file on this machine{Where}; frames in it are not named.", module.Path,
