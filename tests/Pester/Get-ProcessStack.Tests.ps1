@@ -53,6 +53,26 @@ Describe 'Get-ProcessStack' {
         @($self.Threads | Where-Object { $_.Frames[0].ModulePath -like '*/libc.so.6' }).Count | Should -BeGreaterThan 0
     }
 
+    It 'reads another pwsh with its managed frames, and -Verbose says nothing false of its assemblies' {
+        $cmd = @(Get-PwshCommandLine)
+        $ready = Join-Path $Work 'other-pwsh-ready'
+        # Read once it runs its command: a runtime still starting up can make the DAC crash (in the worker, which
+        # only costs the managed frames: a warning).
+        $other = Start-Process -FilePath $cmd[0] -ArgumentList (@($cmd | Select-Object -Skip 1) + '-NoProfile', '-NonInteractive', '-Command', "Set-Content -Path '$ready' -Value ready; Start-Sleep 120") -PassThru
+        try {
+            Wait-Until { Test-Path $ready } -What 'the other pwsh to run its command' | Out-Null
+            $out = Get-ProcessStack -Id $other.Id -Verbose 4>&1
+            $stack = $out | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
+            @($stack.Threads.Frames | Where-Object Kind -eq 'Managed').Count | Should -BeGreaterThan 0 -Because "its warnings: $($stack.Warnings -join '; ')" 
+            # Its assemblies and memfd mappings are no ELF files: nothing to find, not "no matching file".
+            $verbose = @($out | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message
+            $verbose | Where-Object { $_ -like '*no matching file*' } | Should -BeNullOrEmpty
+            Assert-Untraced $other.Id
+        } finally {
+            $other.Kill($true)
+        }
+    }
+
     It 'writes an error for a process that does not exist and reads the others' {
         $stacks = Get-ProcessStack -Id 999999999, $Service.Id -ErrorVariable err -ErrorAction SilentlyContinue
         @($stacks).Count | Should -Be 1

@@ -3,18 +3,17 @@ using System.Runtime.InteropServices;
 using Microsoft.Diagnostics.Runtime;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
-using PSLinuxTrace.Engine.Symbols;
 
 namespace PSLinuxTrace.Engine.Managed;
 
 /// <summary>
 /// ClrMD's view of a target through our own pieces: memory from the <see cref="IAddressSpace"/> the
 /// native unwinder reads (a core's segments and files, or a capture's copied stacks over the live
-/// process), modules from the <see cref="ModuleMap"/> (NT_FILE or /proc/PID/maps), thread contexts from
+/// process), modules from the <see cref="ModuleMap"/> (NT_FILE or /proc/PID/maps, as <see cref="ClrModule.From"/> lists them), thread contexts from
 /// the registers we already hold (PRSTATUS, or those captured at the pause). ClrMD never opens the
 /// process or the core itself.
 /// </summary>
-internal sealed class AddressSpaceDataReader(string name, int pid, IAddressSpace memory, ModuleMap map,
+internal sealed class AddressSpaceDataReader(string name, int pid, IAddressSpace memory, IReadOnlyList<ClrModule> modules,
     IReadOnlyDictionary<int, X64Registers> registers) : IDataReader
 {
     // AMD64 CONTEXT (winnt.h): ContextFlags at 0x30, the integer registers from Rax at 0x78, Rip at 0xF8.
@@ -31,17 +30,8 @@ internal sealed class AddressSpaceDataReader(string name, int pid, IAddressSpace
 
     public IEnumerable<ModuleInfo> EnumerateModules()
     {
-        foreach (var m in map.Modules)
-        {
-            // The ELF modules only (libcoreclr.so is how ClrMD finds the runtime; the DAC asks for images by
-            // name): the DAC finds the assemblies itself in the runtime's data, and a pwsh maps hundreds of them.
-            if (m.IsVdso || !m.Matches) continue;
-            // The image base is the mapping of file offset 0, where the ELF (or PE) header is.
-            var first = m.Mappings.FirstOrDefault(x => x.FileOffset == 0);
-            if (first.Path is null) continue;
-            var info = ModuleInfo.TryCreate(this, first.Start, m.Path);
-            if (info is not null) yield return info;
-        }
+        foreach (var m in modules)
+            if (ModuleInfo.TryCreate(this, m.ImageBase, m.Path) is { } info) yield return info;
     }
 
     public bool GetThreadContext(uint threadID, uint contextFlags, Span<byte> context)

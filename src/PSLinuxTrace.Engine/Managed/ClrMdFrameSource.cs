@@ -3,7 +3,6 @@ using Microsoft.Diagnostics.Runtime;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
-using PSLinuxTrace.Engine.Symbols;
 
 namespace PSLinuxTrace.Engine.Managed;
 
@@ -33,10 +32,10 @@ internal sealed class ClrMdFrameSource : IManagedFrameSource
     }
 
     /// <summary>Opens the runtime with <paramref name="dacPath"/>; throws what ClrMD and the DAC throw.</summary>
-    public static ClrMdFrameSource Open(string name, int pid, IAddressSpace memory, ModuleMap map,
+    public static ClrMdFrameSource Open(string name, int pid, IAddressSpace memory, IReadOnlyList<ClrModule> modules,
         IReadOnlyDictionary<int, X64Registers> registers, string dacPath, string? sysRoot, ILogger log)
     {
-        var reader = new AddressSpaceDataReader(name, pid, memory, map, registers);
+        var reader = new AddressSpaceDataReader(name, pid, memory, modules, registers);
         // Our own locator: files on this machine only, never a symbol server.
         var target = new DataTarget(reader, new DataTargetOptions { FileLocator = new LocalFileLocator() });
         try

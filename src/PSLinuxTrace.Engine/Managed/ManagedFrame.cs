@@ -28,3 +28,23 @@ internal interface IManagedFrameSource : IDisposable
     /// <summary>True when <paramref name="ip"/> is in a managed method's code (JIT'd or ReadyToRun).</summary>
     bool IsManagedCode(ulong ip);
 }
+
+/// <summary>A module as ClrMD is offered it: the image base (the mapping of file offset 0) and the path.</summary>
+internal readonly record struct ClrModule(ulong ImageBase, string Path)
+{
+    /// <summary>
+    /// The ELF modules of the map only (libcoreclr.so is how ClrMD finds the runtime; the DAC asks for images by
+    /// name): the DAC finds the assemblies itself in the runtime's data, and a pwsh maps hundreds of them.
+    /// </summary>
+    public static List<ClrModule> From(Symbols.ModuleMap map)
+    {
+        var list = new List<ClrModule>();
+        foreach (var m in map.Modules)
+        {
+            if (m.IsVdso || !m.Matches) continue;
+            var first = m.Mappings.FirstOrDefault(x => x.FileOffset == 0);
+            if (first.Path is not null) list.Add(new ClrModule(first.Start, m.Path));
+        }
+        return list;
+    }
+}

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
@@ -8,9 +7,9 @@ namespace PSLinuxTrace.Engine.Managed;
 
 /// <summary>
 /// The door to managed frames, with no ClrMD type in it: a target whose modules hold no libcoreclr.so
-/// gets null here and ClrMD's assembly is never loaded (the JIT loads it only when it compiles
-/// <see cref="OpenClrMd"/>). A .NET target gets a frame source over the DAC that ships next to its
-/// libcoreclr.so; anything that goes wrong there is a warning, and the native frames stay as they are.
+/// gets null here. A .NET target gets a frame source over the DAC that ships next to its libcoreclr.so,
+/// run by ClrMD in the worker process (pslinuxtrace-clrmd), so ClrMD's assembly is never loaded in the
+/// user's process; anything that goes wrong there is a warning, and the native frames stay as they are.
 /// </summary>
 public static class ManagedStacks
 {
@@ -50,7 +49,7 @@ public static class ManagedStacks
         try
         {
             var opening = System.Diagnostics.Stopwatch.StartNew();
-            var source = OpenClrMd(name, pid, memory, map, registers, dac, sysRoot, log);
+            var source = OpenClrMd(name, pid, memory, map, registers, dac, sysRoot, warn, log);
             Interlocked.Increment(ref _opened);
             log.LogDebug("{Name}: managed frames through ClrMD with {Dac} (opened in {Ms:F1} ms).", name, dac, opening.Elapsed.TotalMilliseconds);
             return source;
@@ -63,8 +62,11 @@ public static class ManagedStacks
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    /// <summary>
+    /// ClrMD and the DAC in the worker process, never here: the DAC is native code that crashes on what it
+    /// cannot make sense of (it took down the pwsh it ran in, reading another pwsh that ran on after the pause).
+    /// </summary>
     private static IManagedFrameSource OpenClrMd(string name, int pid, IAddressSpace memory, ModuleMap map,
-        IReadOnlyDictionary<int, X64Registers> registers, string dac, string? sysRoot, ILogger log) =>
-        ClrMdFrameSource.Open(name, pid, memory, map, registers, dac, sysRoot, log);
+        IReadOnlyDictionary<int, X64Registers> registers, string dac, string? sysRoot, Action<string> warn, ILogger log) =>
+        ClrMdWorkerClient.Open(name, pid, memory, ClrModule.From(map), registers, dac, sysRoot, warn, log);
 }
