@@ -4,8 +4,8 @@
 # and with native frames only, side by side in one run with `eu-stack -p` (native frames only, ?? in JIT code;
 # no dotnet-stack or dotnet-dump is installed here to compare managed frames with). cold: a new process per
 # capture (JIT, libc's and libcoreclr's parse, ClrMD's and the DAC's load included); warm: the 4th capture in
-# one process (the symbolizer's caches warm; ClrMD and the DAC are opened again for every capture, as the
-# runtime's state is the process's at that moment). Medians of RUNS (default 5); ratios to native-only and
+# one process (the symbolizer's caches warm; the ClrMD worker process is started, and ClrMD and the DAC opened,
+# again for every capture, as the runtime's state is the process's at that moment). Medians of RUNS (default 5); ratios to native-only and
 # to eu-stack. Needs root, eu-stack, the module built (dotnet build PSLinuxTrace.sln).
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +15,9 @@ PWSH=${PWSH:-/work/tools/pwsh}
 trap 'kill $shim $pid 2>/dev/null; wait 2>/dev/null' EXIT
 dotnet build -c Release -v q -nologo ClrMdBench.csproj >/dev/null || { echo "build failed"; exit 1; }
 bench=bin/Release/net8.0/ClrMdBench.dll
+# ClrMD runs in the module's worker process (pslinuxtrace-clrmd): the one the module build put in out/.
+export PSLINUXTRACE_CLRMD_WORKER=$(realpath ../../out/PSLinuxTrace/pslinuxtrace-clrmd.dll)
+[ -f "$PSLINUXTRACE_CLRMD_WORKER" ] || { echo "build the module first (dotnet build PSLinuxTrace.sln)"; exit 1; }
 sleep 3 # pwsh up and sleeping
 # A dotnet-tool pwsh is a shim that runs the real pwsh as its child: the target is the child when there is one.
 pid=$(pgrep -P "$shim" | head -1); pid=${pid:-$shim}
