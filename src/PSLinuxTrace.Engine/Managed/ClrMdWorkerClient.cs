@@ -26,8 +26,8 @@ internal sealed class ClrMdWorkerClient : IManagedFrameSource
     private ClrMdWorkerClient(Process process, IAddressSpace memory, string name, Action<string> warn)
     {
         (_process, _memory, _name, _warn) = (process, memory, name, warn);
-        _reader = new BinaryReader(process.StandardOutput.BaseStream);
-        _writer = new BinaryWriter(process.StandardInput.BaseStream);
+        _reader = new BinaryReader(new BufferedStream(process.StandardOutput.BaseStream, 1 << 16));
+        _writer = new BinaryWriter(new BufferedStream(process.StandardInput.BaseStream, 1 << 16));
     }
 
     /// <summary>Starts the worker and opens the target's runtime there; throws (with the worker's reason) when it cannot.</summary>

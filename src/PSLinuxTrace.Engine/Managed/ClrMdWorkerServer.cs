@@ -16,8 +16,9 @@ public static class ClrMdWorkerServer
     /// <summary>Serves one target until 'Q' or the end of input; the exit code is 0, or 2 when it could not open it.</summary>
     public static int Run(Stream input, Stream output)
     {
-        using var reader = new BinaryReader(input);
-        using var writer = new BinaryWriter(output);
+        // Buffered both ways: a frame is a dozen small fields, each a write(2) on a bare pipe.
+        using var reader = new BinaryReader(new BufferedStream(input, 1 << 16));
+        using var writer = new BinaryWriter(new BufferedStream(output, 1 << 16));
         if (reader.ReadByte() != ClrMdWire.Open) return 2;
         string name = reader.ReadString(), dac = reader.ReadString();
         int pid = reader.ReadInt32();
