@@ -15,7 +15,7 @@ namespace PSLinuxTrace.Engine.Bpf;
 public sealed class BpfCollection : IDisposable
 {
     private readonly List<IDisposable> _owned = [];   // in creation order; disposed in reverse
-    private readonly List<IDisposable> _links = [];
+    private readonly List<(int Order, IDisposable Link)> _links = [];
     private readonly Dictionary<string, BpfMap> _maps = new(StringComparer.Ordinal);
     private readonly List<(BpfProgramSpec Spec, BpfProgram Program)> _programs = [];
     private readonly ILogger _log;
@@ -47,15 +47,7 @@ public sealed class BpfCollection : IDisposable
                 c._maps[s.Name] = m;
                 log.LogDebug("Created BPF map {Name} (type {Type}, {Entries} entries of {Size} bytes).", s.Name, s.Type, s.MaxEntries, s.ValueSize);
             }
-            foreach (BpfProgramSpec prog in obj.Programs)
-            {
-                uint type = prog.RawTracepoint is not null ? BpfCalls.BPF_PROG_TYPE_RAW_TRACEPOINT
-                    : prog.Tracepoint is not null ? BpfCalls.BPF_PROG_TYPE_TRACEPOINT
-                    : throw new BadInputFormatException($"{name}: program {prog.Name} is in section {prog.Section}, not tracepoint/ or raw_tracepoint/.");
-                BpfProgram p = BpfProgram.Load(type, c.Relocate(prog), obj.License, "pslt_" + prog.Name, prog.Functions);
-                c._owned.Add(p);
-                c._programs.Add((prog, p));
-            }
+            c.LoadPrograms(obj, name);
             return c;
         }
         catch
@@ -63,6 +55,36 @@ public sealed class BpfCollection : IDisposable
             c.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Loads every program, all at once: the kernel verifies each BPF_PROG_LOAD on the calling thread, and
+    /// Watch-Exec's two argv-copying entry programs take ~230 ms each to verify here, most of its start-up.
+    /// On failure the programs that did load are closed and the first failure (in the object's order) is thrown.
+    /// </summary>
+    private void LoadPrograms(BpfObject obj, string name)
+    {
+        var specs = obj.Programs.ToArray();
+        var work = specs.Select(prog => (
+            Type: prog.RawTracepoint is not null ? BpfCalls.BPF_PROG_TYPE_RAW_TRACEPOINT
+                : prog.Tracepoint is not null ? BpfCalls.BPF_PROG_TYPE_TRACEPOINT
+                : throw new BadInputFormatException($"{name}: program {prog.Name} is in section {prog.Section}, not tracepoint/ or raw_tracepoint/."),
+            Insns: Relocate(prog))).ToArray();
+        var loaded = new BpfProgram?[specs.Length];
+        var failed = new Exception?[specs.Length];
+        Parallel.For(0, specs.Length, i =>
+        {
+            try { loaded[i] = BpfProgram.Load(work[i].Type, work[i].Insns, obj.License, "pslt_" + specs[i].Name, specs[i].Functions); }
+            catch (Exception ex) { failed[i] = ex; }
+        });
+        for (int i = 0; i < specs.Length; i++)
+        {
+            if (loaded[i] is not { } p) continue;
+            _owned.Add(p);
+            _programs.Add((specs[i], p));
+        }
+        if (failed.FirstOrDefault(e => e is not null) is { } first)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
     }
 
     /// <summary>The program's instructions with each map reference pointed at the map's fd.</summary>
@@ -113,12 +135,15 @@ public sealed class BpfCollection : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_attached) return;
         _attached = true;
+        int index = 0;
         foreach (var (spec, program) in order is null ? _programs : _programs.OrderBy(p => order(p.Spec)).ToList())
         {
+            int key = order?.Invoke(spec) ?? index;
+            index++;
             IDisposable link = spec.RawTracepoint is { } raw
                 ? RawTracepointAttachment.Attach(program, raw)
                 : TracepointAttachment.Attach(program, spec.Tracepoint!);
-            _links.Add(link);
+            _links.Add((key, link));
             _log.LogDebug("Loaded {Program} ({Count} instructions) and attached it to {Tracepoint}.", spec.Name, spec.Instructions.Length / 8, spec.RawTracepoint ?? spec.Tracepoint);
         }
     }
@@ -130,9 +155,19 @@ public sealed class BpfCollection : IDisposable
     /// Detaches every program: no new record or map change comes after this returns, so what the maps
     /// and ring buffer hold is final (read it, then Dispose).
     /// </summary>
+    /// <remarks>
+    /// The reverse of the attach order (entry programs go before exit programs), and the programs of one order
+    /// at once: closing a tracepoint's perf event waits out an RCU grace period (~70 ms each on these VMs),
+    /// which was most of Watch-Exec's stop.
+    /// </remarks>
     public void Detach()
     {
-        for (int i = _links.Count - 1; i >= 0; i--) _links[i].Dispose();
+        foreach (var group in _links.GroupBy(l => l.Order).OrderByDescending(g => g.Key))
+        {
+            var links = group.Select(l => l.Link).ToArray();
+            if (links.Length == 1) links[0].Dispose();
+            else Parallel.ForEach(links, l => l.Dispose());
+        }
         _links.Clear();
     }
 
