@@ -36,6 +36,7 @@ static long (*bpf_probe_read_user)(void *dst, u32 size, const void *src) = (void
 static long (*bpf_probe_read_kernel)(void *dst, u32 size, const void *src) = (void *)113;
 static long (*bpf_probe_read_user_str)(void *dst, u32 size, const void *src) = (void *)114;
 static long (*bpf_ringbuf_output)(void *ringbuf, void *data, u64 size, u64 flags) = (void *)130;
+static long (*bpf_loop)(u32 nr, void *callback, void *ctx, u64 flags) = (void *)181;
 static u64 (*bpf_ktime_get_boot_ns)(void) = (void *)125;
 
 #define MAX_ARGS 256          // argv strings read per exec (the issue asks for at least 128)
@@ -143,42 +144,65 @@ INLINE int passes(struct config *c, u32 *ppid, u32 *pidns, u64 *uidgid)
     return 1;
 }
 
-// Appends the NUL-terminated strings of a user char*[] at data[*len...], at most ARGS_CAP bytes.
-// Returns the count read; sets *trunc when a limit cut the list.
-INLINE u32 read_strings(char *data, u32 *len, const char *const *vec, u32 *flags, u32 trunc_flag)
+// What one bpf_loop over a user char*[] carries from string to string. Scalars only: the callback looks
+// the scratch record up again (the verifier checks a callback once for any iteration, not 256 times
+// per program, which made each entry program take ~230 ms to load).
+struct strings {
+    const char *const *vec;
+    u32 cpu, flen, env, off, n, flags, trunc_flag, stop;
+};
+
+// Appends string i of the vector at the record's argv (or envp) area; 1 ends the loop.
+static long read_string(u32 i, void *ctx)
 {
-    u32 n = 0, off = 0;
+    struct strings *x = ctx;
+    struct exec_event *e = bpf_map_lookup_elem(&scratch, &x->cpu);
+    if (!e || i >= MAX_ARGS) return 1;
+    const char *s = 0;
+    if (bpf_probe_read_user(&s, sizeof s, &x->vec[i]) < 0) { x->flags |= F_ARGS_FAULT; x->stop = 1; return 1; }
+    if (!s) { x->stop = 1; return 1; }
+    if (x->off >= ARGS_CAP) { x->flags |= x->trunc_flag; x->stop = 1; return 1; }
+    // argv follows the filename (flen <= PATH_CAP at run time, masked for the verifier); envp sits at a
+    // fixed place after the largest argv. At run time off < ARGS_CAP and room <= ARGS_CAP; the verifier
+    // cannot relate the two and sees room up to 2*ARGS_CAP-1: SCRATCH_SIZE leaves slack for that.
+    // The empty asm hides what clang knows, so it keeps the masks the verifier needs.
+    u32 base = x->flen;
+    asm volatile("" : "+r"(base));
+    base &= 2 * PATH_CAP - 1;
+    if (x->env) base = PATH_CAP + 2 * ARGS_CAP;
+    u32 o = x->off;
+    asm volatile("" : "+r"(o));
+    o &= ARGS_CAP - 1;
+    u32 room = ARGS_CAP - o;
+    asm volatile("" : "+r"(room));
+    room &= 2 * ARGS_CAP - 1;
+    char *data = (char *)(e + 1) + base;
+    long r = bpf_probe_read_user_str(data + o, room, s);
+    if (r < 0) { x->flags |= F_ARGS_FAULT; x->stop = 1; return 1; }
+    x->n++;
+    x->off += r;
+    // The area filled up: the last string may have been cut (a conservative flag).
+    if (x->off >= ARGS_CAP) { x->flags |= x->trunc_flag; x->stop = 1; return 1; }
+    return 0;
+}
+
+// Appends the NUL-terminated strings of a user char*[] to the record's argv area (env: its envp area),
+// at most MAX_ARGS strings and ARGS_CAP bytes. Returns the count read; sets trunc_flag when a limit cut
+// the list, F_ARGS_FAULT when a pointer or string could not be read.
+INLINE u32 read_strings(u32 cpu, u32 flen, u32 env, u32 *len, const char *const *vec, u32 *flags, u32 trunc_flag)
+{
     if (!vec) return 0;
-    for (u32 i = 0; i < MAX_ARGS; i++) {
-        const char *s = 0;
-        if (bpf_probe_read_user(&s, sizeof s, &vec[i]) < 0) { *flags |= F_ARGS_FAULT; break; }
-        if (!s) goto done;
-        if (off >= ARGS_CAP) { *flags |= trunc_flag; goto done; }
-        // At runtime off < ARGS_CAP and room <= ARGS_CAP, so the write stays inside the area. The
-        // verifier cannot relate the two, so it sees room up to 2*ARGS_CAP-1: SCRATCH_SIZE leaves slack for that.
-        // The empty asm hides what clang knows, so it keeps the masks the verifier needs.
-        u32 o = off;
-        asm volatile("" : "+r"(o));
-        o &= ARGS_CAP - 1;
-        u32 room = ARGS_CAP - o;
-        asm volatile("" : "+r"(room));
-        room &= 2 * ARGS_CAP - 1;
-        long r = bpf_probe_read_user_str(data + o, room, s);
-        if (r < 0) { *flags |= F_ARGS_FAULT; break; }
-        n++;
-        off += r;
-        // The area filled up: the last string may have been cut (a conservative flag).
-        if (off >= ARGS_CAP) { *flags |= trunc_flag; goto done; }
-    }
+    struct strings x = { .vec = vec, .cpu = cpu, .flen = flen, .env = env, .trunc_flag = trunc_flag };
+    bpf_loop(MAX_ARGS, read_string, &x, 0);
     // The loop ended by its bound with more pointers possibly left: look at the next one.
-    {
+    if (!x.stop && x.n == MAX_ARGS) {
         const char *s = 0;
-        if (n == MAX_ARGS && bpf_probe_read_user(&s, sizeof s, &vec[MAX_ARGS]) == 0 && s) *flags |= trunc_flag;
+        if (bpf_probe_read_user(&s, sizeof s, &vec[MAX_ARGS]) == 0 && s) x.flags |= trunc_flag;
     }
-done:
-    if (off > ARGS_CAP) { off = ARGS_CAP; *flags |= trunc_flag; }
-    *len = off;
-    return n;
+    if (x.off > ARGS_CAP) { x.off = ARGS_CAP; x.flags |= trunc_flag; }
+    *flags |= x.flags;
+    *len = x.off;
+    return x.n;
 }
 
 INLINE int on_enter(const char *filename, const char *const *argv, const char *const *envp, s32 dirfd, u32 at_flags, u32 kindflags)
@@ -221,11 +245,10 @@ INLINE int on_enter(const char *filename, const char *const *argv, const char *c
     flen &= 2 * PATH_CAP - 1;          // <= PATH_CAP at run time; a bound for the verifier
     e->filename_len = flen;
 
-    char *args = data + flen;
     u32 alen = 0, elen = 0, fl = 0;
-    e->argc = read_strings(args, &alen, argv, &fl, F_ARGS_TRUNCATED);
+    e->argc = read_strings(cpu, flen, 0, &alen, argv, &fl, F_ARGS_TRUNCATED);
     if (c->include_env)
-        e->envc = read_strings(data + PATH_CAP + 2 * ARGS_CAP, &elen, envp, &fl, F_ENV_TRUNCATED);
+        e->envc = read_strings(cpu, flen, 1, &elen, envp, &fl, F_ENV_TRUNCATED);
     e->flags |= fl;
     e->args_len = alen;
     e->env_len = elen;

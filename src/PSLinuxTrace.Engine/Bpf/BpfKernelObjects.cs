@@ -113,7 +113,8 @@ public sealed class BpfProgram : IDisposable
     public static BpfProgram Load(uint progType, ReadOnlySpan<byte> instructions, string license, string name, IReadOnlyList<(int Instruction, string Name)> functions)
     {
         if (functions.Count <= 1) return Load(progType, instructions, license, name, null, []);
-        var (btf, funcInfo) = FunctionBtf.Build(functions);
+        // bpftool names a program with BTF after its first function: give it the program's own name (pslt_...).
+        var (btf, funcInfo) = FunctionBtf.Build([.. functions.Select(f => f.Instruction == 0 ? (f.Instruction, name) : f)]);
         long btfFd = BpfCalls.BtfLoad(btf, Span<byte>.Empty);
         if (btfFd < 0)
         {
