@@ -16,7 +16,7 @@ public static class ManagedStacks
     public const string RuntimeFileName = "libcoreclr.so", DacFileName = "libmscordaccore.so";
     private static int _opened;
 
-    /// <summary>How many times ClrMD was opened over a target in this process (for tests of laziness).</summary>
+    /// <summary>How many times this process had the ClrMD worker open a target's runtime (for tests of laziness).</summary>
     public static int RuntimesOpened => _opened;
 
     /// <summary>The target's CoreCLR (libcoreclr.so in its module list), or null for a process that runs no .NET.</summary>

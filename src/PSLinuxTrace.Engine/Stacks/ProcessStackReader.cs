@@ -99,9 +99,10 @@ public sealed class ProcessStackReader(ILogger log) : IDisposable
         if (!ManagedFrames || ManagedStacks.FindRuntime(map) is null) return null;
         if (c.Pid == Environment.ProcessId)
         {
-            // The DAC crashes this process when it reads the runtime it runs in (CLRDataCreateInstance, SIGSEGV,
-            // with .NET 10.0.12's): our own stacks stay native.
-            log.LogInformation("Process {Pid} is this process: its managed frames are not read (the .NET debugging library cannot read the runtime it runs in).", c.Pid);
+            // This runtime runs on (the very threads that answer the worker's reads) while the DAC reads it: in
+            // the ClrMD worker it crashed on about every second capture here (SIGSEGV, .NET 10.0.12). Our own
+            // stacks stay native rather than come with a warning every other time.
+            log.LogInformation("Process {Pid} is this process: its managed frames are not read (its runtime keeps running while the .NET debugging library reads it).", c.Pid);
             return null;
         }
         var registers = c.Threads.GroupBy(t => t.Tid).ToDictionary(g => g.Key, g => g.First().Registers);
