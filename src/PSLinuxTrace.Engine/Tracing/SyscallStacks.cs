@@ -13,9 +13,9 @@ namespace PSLinuxTrace.Engine.Tracing;
 /// stop, so its stack is exactly what made the call) through /proc/PID/mem, which pins nothing, with the
 /// shared Symbolizer. What costs strace -k most is done once: each process's module map is built at its
 /// first stack (again after an exec, and when a frame's pc falls outside every module it knows while
-/// /proc/PID/maps has changed since: libc mapped by ld.so after the first stack, a library dlopen'ed
-/// since), and files, their CFI and symbols are parsed once per trace, whatever the process. A pc in
-/// no module with the maps unchanged (JIT code) costs one read of the maps, never a remap.
+/// its file mappings in /proc/PID/maps have changed since: libc mapped by ld.so after the first stack, a
+/// library dlopen'ed since), and files, their CFI and symbols are parsed once per trace, whatever the
+/// process. A pc in no module with the file mappings unchanged (JIT code) costs one read of the maps.
 /// </summary>
 internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
 {
@@ -26,8 +26,8 @@ internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
     {
         public MemoryFile Memory { get; } = memory;
         public ModuleMap? Map { get; set; }
-        /// <summary>/proc/PID/maps as it was when <see cref="Map"/> was built.</summary>
-        public byte[] MapsText { get; set; } = [];
+        /// <summary>The file mappings of /proc/PID/maps as they were when <see cref="Map"/> was built.</summary>
+        public string FileMappings { get; set; } = "";
     }
 
     /// <summary>The stack of <paramref name="tid"/> (of process <paramref name="tgid"/>), stopped at a syscall stop; empty when it cannot be read.</summary>
@@ -56,13 +56,15 @@ internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
     /// <summary>Rebuilds the map when the process's mappings changed since it was built; false when they did not.</summary>
     private bool Remap(int tgid, Process process)
     {
-        var now = ProcFs.ReadBytes(tgid, "maps");
-        if (process.Map is not null && now.AsSpan().SequenceEqual(process.MapsText)) return false;
+        var maps = MemoryMapping.ParseAll(Encoding.UTF8.GetString(ProcFs.ReadBytes(tgid, "maps")));
+        // Only the file mappings make modules: a process that maps anonymous memory all the time (malloc, a
+        // JIT) while a frame sits in JIT code must not be mapped again at every call.
+        string files = string.Join('\n', maps.Where(m => m.Kind == MappingKind.File).Select(m => $"{m.Start:x}-{m.End:x} {m.Offset:x} {m.Path}"));
+        if (process.Map is not null && files == process.FileMappings) return false;
         if (process.Map is not null)
             log.LogDebug("Process {Pid} mapped or unmapped files since its module map was made: mapping it again", tgid);
-        var maps = MemoryMapping.ParseAll(Encoding.UTF8.GetString(now));
         process.Map = _symbolizer.MapModules(process.Memory, ModuleLayout.FromMaps(maps, ProcFs.ReadBytes(tgid, "auxv"), ProcFs.ReadComm(tgid)));
-        process.MapsText = now;
+        process.FileMappings = files;
         return true;
     }
 
