@@ -42,6 +42,32 @@ public static class ProcFs
 
     public static bool Exists(int pid) => pid > 0 && Directory.Exists($"{Root}/{pid}");
 
+    /// <summary>
+    /// Calls <paramref name="add"/> once for each thread of <paramref name="tgid"/>; with <paramref name="untilStable"/>
+    /// the threads are listed again until a pass finds no new one (threads started while the others were being
+    /// added). A listing that fails after the first pass (the process exited meanwhile) ends it; the first throws.
+    /// Returns how many threads were seen.
+    /// </summary>
+    public static int ForEachThread(int tgid, bool untilStable, Action<int> add)
+    {
+        var seen = new HashSet<int>();
+        for (bool more = true; more;)
+        {
+            more = false;
+            List<int> threads;
+            try { threads = ListThreads(tgid); }
+            catch (LinuxTraceException) when (seen.Count > 0) { break; }
+            foreach (int tid in threads)
+            {
+                if (!seen.Add(tid)) continue;
+                more = true;
+                add(tid);
+            }
+            if (!untilStable) break;
+        }
+        return seen.Count;
+    }
+
     /// <summary>Reads a whole /proc file of <paramref name="pid"/> (they report size 0, so read until EOF).</summary>
     public static byte[] ReadBytes(int pid, string file)
     {

@@ -35,27 +35,18 @@ public sealed partial class SyscallTracer
     private void StartAttached(int tgid)
     {
         _ptraceOptions = Options();
-        var seen = new HashSet<int>();
+        int listed = 0;
         // Threads can appear while we seize: list until a pass finds nothing new (new ones after a
         // seize are auto-attached through PTRACE_O_TRACECLONE).
-        for (bool more = true; more;)
+        ProcFs.ForEachThread(tgid, _options.FollowForks, tid =>
         {
-            more = false;
-            List<int> threads;
-            try { threads = ProcFs.ListThreads(tgid); }
-            catch (LinuxTraceException) when (seen.Count > 0) { break; }
-            foreach (int tid in threads)
-            {
-                if (!seen.Add(tid)) continue;
-                more = true;
-                try { _session.Seize(tid, _ptraceOptions); }
-                catch (ProcessNotFoundException) when (tid != tgid || seen.Count > 1) { continue; } // thread exited meanwhile
-                var t = AddTracee(tid, tgid);
-                _session.Interrupt(tid); // a seized tracee runs on: stop it once to start syscall tracing
-                Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = tgid, Tid = tid, ProcessName = t.Comm, Kind = ProcessStartKind.Attach });
-            }
-            if (!_options.FollowForks) break;
-        }
+            listed++;
+            try { _session.Seize(tid, _ptraceOptions); }
+            catch (ProcessNotFoundException) when (tid != tgid || listed > 1) { return; } // thread exited meanwhile
+            var t = AddTracee(tid, tgid);
+            _session.Interrupt(tid); // a seized tracee runs on: stop it once to start syscall tracing
+            Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = tgid, Tid = tid, ProcessName = t.Comm, Kind = ProcessStartKind.Attach });
+        });
         _log.LogInformation("Attached to process {Pid} ({Count} threads).", tgid, _tracees.Count);
         PinTo(tgid);
     }

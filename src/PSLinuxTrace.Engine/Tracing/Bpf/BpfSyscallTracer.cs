@@ -192,25 +192,14 @@ public sealed partial class BpfSyscallTracer
         string comm = ReadComm(tgid);
         _comm[tgid] = comm;
         _fds.Seed(tgid);
-        var seen = new HashSet<int>();
-        for (bool more = true; more;)
+        int count = ProcFs.ForEachThread(tgid, _options.FollowForks, tid =>
         {
-            more = false;
-            List<int> threads;
-            try { threads = ProcFs.ListThreads(tgid); }
-            catch (LinuxTraceException) when (seen.Count > 0) { break; }
-            foreach (int tid in threads)
-            {
-                if (!seen.Add(tid)) continue;
-                more = true;
-                AddTask(tid, tgid, 0);
-                _live.Add(tid);
-                _attachedTgid[tid] = tgid;
-                Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = tgid, Tid = tid, ProcessName = comm, Kind = ProcessStartKind.Attach, Engine = TraceEngine.Bpf, Sequence = ++_sequence });
-            }
-            if (!_options.FollowForks) break;
-        }
-        _log.LogInformation("Tracing process {Pid} ({Count} threads) with the eBPF engine.", tgid, seen.Count);
+            AddTask(tid, tgid, 0);
+            _live.Add(tid);
+            _attachedTgid[tid] = tgid;
+            Emit(new ProcessStartEvent { Timestamp = DateTime.UtcNow, Pid = tgid, Tid = tid, ProcessName = comm, Kind = ProcessStartKind.Attach, Engine = TraceEngine.Bpf, Sequence = ++_sequence });
+        });
+        _log.LogInformation("Tracing process {Pid} ({Count} threads) with the eBPF engine.", tgid, count);
     }
 
     private void Start(string what)
