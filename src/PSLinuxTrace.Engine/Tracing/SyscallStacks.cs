@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Extensions.Logging;
 using PSLinuxTrace.Engine.Memory;
 using PSLinuxTrace.Engine.Model;
@@ -56,7 +55,7 @@ internal sealed class SyscallStacks(ILogger log, int maxFrames) : IDisposable
     /// <summary>Rebuilds the map when the process's mappings changed since it was built; false when they did not.</summary>
     private bool Remap(int tgid, Process process)
     {
-        var maps = MemoryMapping.ParseAll(Encoding.UTF8.GetString(ProcFs.ReadBytes(tgid, "maps")));
+        var maps = ProcFs.ReadMaps(tgid);
         // Only the file mappings make modules: a process that maps anonymous memory all the time (malloc, a
         // JIT) while a frame sits in JIT code must not be mapped again at every call.
         string files = string.Join('\n', maps.Where(m => m.Kind == MappingKind.File).Select(m => $"{m.Start:x}-{m.End:x} {m.Offset:x} {m.Path}"));
